@@ -1,0 +1,29 @@
+"""Small helpers shared by the sr-* commands: one-line errors and where the configs live."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_USAGE = 2  # argparse's code for bad usage; also used for bad inputs (missing file, bad checkpoint)
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line on stderr, no traceback."""
+
+
+def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def config_dir() -> str:
+    """The repo's configs/ (absolute, so Hydra finds it from any cwd); $SR_LIT_CONFIG_DIR overrides."""
+    env = os.environ.get("SR_LIT_CONFIG_DIR")
+    if env:
+        return str(Path(env).resolve())
+    from sr_lit.utils.config import CONFIG_DIR  # also registers the ${repo_root:} resolver
+
+    return str(CONFIG_DIR)

@@ -1,0 +1,208 @@
+"""sr-eval: score a checkpoint (or the bicubic baseline) on benchmark sets with the paper protocol.
+
+    sr-eval ckpt_path=best.ckpt 'data.sets=[Set5,Set14]' json_out=results.json
+    sr-eval baseline=bicubic scale=4                 # also: model=bicubic
+    sr-eval ckpt_path=best.ckpt self_ensemble=true tile=256
+    sr-eval ckpt_path=best.ckpt hr_dir=/path/to/hr_images   # any folder of HR images
+
+Protocol (SPEC 1.5, via ``SRMetrics``): 8-bit output, Y (gray values for gray ground truth), shave =
+scale, per-image PSNR/SSIM averaged per set. Images go one at a time through ``Upscaler``, which tiles
+large ones. Every input (checkpoint, data folders, options) is checked before the first image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from sr_lit.cli._common import CliError, config_dir, fail
+
+PROG = "sr-eval"
+
+
+def _source(cfg: DictConfig) -> tuple[str | None, str | None]:
+    """(ckpt_path, baseline) after checking that exactly one model source was given."""
+    ckpt = cfg.get("ckpt_path")
+    baseline = cfg.get("baseline") or cfg.get("model")  # `model=bicubic` (SPEC 3) is an alias
+    if ckpt and baseline:
+        raise CliError(f"give either ckpt_path or baseline, not both (ckpt_path={ckpt}, baseline={baseline})")
+    if not ckpt and not baseline:
+        raise CliError("nothing to evaluate: give ckpt_path=PATH (.ckpt/.safetensors) or baseline=bicubic")
+    if baseline and str(baseline) != "bicubic":
+        raise CliError(f"unknown baseline {baseline!r}; the only baseline is 'bicubic'")
+    return (str(ckpt) if ckpt else None), (str(baseline) if baseline else None)
+
+
+def _build_upscaler(cfg: DictConfig, ckpt: str | None):
+    from sr_lit.inference.predictor import DEFAULT_MAX_PIXELS, Upscaler
+    from sr_lit.models.loading import CheckpointError, load_model
+
+    scale = cfg.get("scale")
+    for key in ("tile", "overlap", "max_pixels"):
+        v = cfg.get(key)
+        if v is not None and (not isinstance(v, int) or v < 0):
+            raise CliError(f"{key}={v}: expected a non-negative integer or null")
+    common: dict[str, Any] = dict(
+        device=cfg.get("device", "auto"),
+        tile=cfg.get("tile"),
+        overlap=cfg.get("overlap"),
+        self_ensemble=bool(cfg.get("self_ensemble", False)),
+        max_pixels=cfg.get("max_pixels", DEFAULT_MAX_PIXELS),
+    )
+    try:
+        if ckpt is None:
+            if scale is None:
+                raise CliError("baseline=bicubic needs scale=2|3|4")
+            return Upscaler.bicubic(int(scale), **common)
+        try:
+            model, spec = load_model(ckpt, map_location="cpu")
+        except CheckpointError as e:
+            raise CliError(f"ckpt_path={e}") from None
+        if scale is not None and int(scale) != int(spec["scale"]):
+            raise CliError(f"scale={scale} disagrees with ckpt_path={ckpt}, a x{spec['scale']} model")
+        return Upscaler(model, spec=spec, name=ckpt, **common)
+    except ValueError as e:  # unknown/unavailable device
+        raise CliError(str(e)) from None
+
+
+def _build_datasets(cfg: DictConfig, scale: int) -> dict:
+    from sr_lit.data.datasets import build_eval_datasets
+
+    data = cfg.get("data") or {}
+    hr_dir = cfg.get("hr_dir")
+    if hr_dir:  # any folder of HR images, LR made on the fly; independent of the data group's layout
+        kind, sets, root = "folder", None, str(hr_dir)
+    else:
+        kind = str(data.get("kind", "benchmark"))
+        sets = data.get("sets", None) or data.get("test_sets", None)
+        sets = OmegaConf.to_container(sets, resolve=True) if OmegaConf.is_config(sets) else sets
+        root = data.get("root", None)
+    data_dir = cfg.paths.get("data_dir") if cfg.get("paths") else None
+    # The commonest mistake gets the most specific message.
+    if kind == "benchmark" and root is None and (data_dir is None or not Path(str(data_dir)).is_dir()):
+        raise CliError(f"data directory not found: {data_dir} (set paths.data_dir=DIR or $SR_DATA_DIR)")
+    if kind == "folder" and root is not None and not Path(str(root)).is_dir():
+        raise CliError(f"HR image folder not found: {root}")
+    try:
+        return build_eval_datasets(
+            sets,
+            scale,
+            data_dir,
+            lr_border=str(data.get("lr_border", "symmetric")),
+            kind=kind,
+            root=root,
+            use_official_lr=bool(data.get("use_official_lr", True)),
+            cache="none",  # one pass: do not hold every image in memory
+        )
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise CliError(str(e)) from None
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Run the evaluation described by ``cfg``; returns the JSON-able result."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from sr_lit.metrics.sr_metrics import SRMetrics
+
+    ckpt, _ = _source(cfg)
+    if ckpt is not None and not Path(ckpt).is_file():
+        raise CliError(f"ckpt_path not found: {ckpt}")
+    upscaler = _build_upscaler(cfg, ckpt)
+    scale = upscaler.scale
+    datasets = _build_datasets(cfg, scale)
+    progress = bool(cfg.get("progress", True))
+
+    result: dict[str, Any] = {
+        "scale": scale,
+        "model": ckpt if ckpt else "bicubic",
+        "self_ensemble": upscaler.self_ensemble,
+        "model_spec": getattr(upscaler, "spec", None),
+        "tile": cfg.get("tile"),
+        "device": str(upscaler.device),
+        "sets": {},
+    }
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for set_name, ds in datasets.items():
+            metric = SRMetrics(scale, keep_per_image=True)
+            names = []
+            for i in tqdm(range(len(ds)), desc=f"{set_name} x{scale}", unit="img", disable=not progress):
+                item = ds[i]
+                sr = upscaler(item["lr"])
+                hr = item["hr"]
+                if sr.shape[-2:] != hr.shape[-2:]:
+                    raise CliError(f"{set_name}/{item['name']}: SR {tuple(sr.shape[-2:])} != HR {tuple(hr.shape[-2:])}")
+                metric.update(sr[None], hr[None])
+                names.append(str(item["name"]))
+            scores = metric.compute()
+            psnr, ssim = metric.per_image()
+            result["sets"][set_name] = {
+                "psnr_y": float(scores["psnr_y"]),
+                "ssim_y": float(scores["ssim_y"]),
+                "n_images": int(scores["n_images"]),
+                "per_image": {
+                    n: {"psnr_y": float(p), "ssim_y": float(s)} for n, p, s in zip(names, psnr.tolist(), ssim.tolist())
+                },
+            }
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = f"{Path(result['model']).name} x{result['scale']}" + (" (+ self-ensemble)" if result["self_ensemble"] else "")
+    table = Table(title=title)
+    for col, just in (("set", "left"), ("n", "right"), ("PSNR-Y", "right"), ("SSIM-Y", "right")):
+        table.add_column(col, justify=just)
+    for name, r in result["sets"].items():
+        psnr = "nan" if math.isnan(r["psnr_y"]) else f"{r['psnr_y']:.2f}"
+        table.add_row(name, str(r["n_images"]), psnr, f"{r['ssim_y']:.4f}")
+    Console(soft_wrap=True).print(table)
+
+
+def write_json(result: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def _run_dir() -> Path | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except (ValueError, ImportError):  # not under Hydra (called from python)
+        return None
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        result = evaluate(cfg)
+        if cfg.get("json_out"):
+            write_json(result, cfg.json_out)
+    except CliError as e:
+        fail(PROG, str(e))
+    except KeyboardInterrupt:
+        fail(PROG, "interrupted", code=130)
+    print_table(result)
+    run_dir = _run_dir()
+    if run_dir is not None:
+        write_json(result, run_dir / "results.json")  # every run keeps its numbers beside its log
+    first = next(iter(result["sets"].values()), None)
+    return first["psnr_y"] if first else None  # for sweepers
+
+
+if __name__ == "__main__":
+    main()

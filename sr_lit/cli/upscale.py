@@ -1,0 +1,199 @@
+"""sr-upscale: LR images or folders in, SR PNGs out (no ground truth needed; PITFALLS 15).
+
+    sr-upscale photo.jpg more/ --out sr/ --ckpt best.ckpt [--tile 256] [--self-ensemble]
+    sr-upscale lr/ --out sr/ --baseline bicubic --scale 4
+
+Every input is checked (exists, is an image, no two share an output name) and the checkpoint is
+loaded before the first image is processed, so a typo fails in a second, not after an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from sr_lit.cli._common import CliError, fail
+
+PROG = "sr-upscale"
+
+
+def _formatter() -> type[argparse.HelpFormatter]:
+    try:
+        from rich_argparse import RawDescriptionRichHelpFormatter
+
+        return RawDescriptionRichHelpFormatter
+    except ImportError:  # optional nicety
+        return argparse.RawDescriptionHelpFormatter
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sr_lit.inference.predictor import DEFAULT_MAX_PIXELS, MAX_AUTO_OVERLAP
+
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Upscale images with a trained sr_lit model (or the MATLAB-bicubic baseline). "
+        "Outputs are PNGs named after the inputs (<stem>.png) in --out.",
+        formatter_class=_formatter(),
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (not recursive)")
+    p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR", help="output folder (created)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", type=Path, metavar="CKPT", help="Lightning .ckpt or exported .safetensors")
+    src.add_argument("--baseline", choices=["bicubic"], help="no model: MATLAB bicubic (needs --scale)")
+    p.add_argument("--scale", type=int, choices=[2, 3, 4], help="upscaling factor (default: the checkpoint's)")
+    p.add_argument(
+        "--tile", type=int, metavar="N", help="LR tile side in px (default: automatic above --max-pixels; 0: never)"
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        metavar="M",
+        help=f"LR context px per tile side (default: the model's receptive margin, at most {MAX_AUTO_OVERLAP})",
+    )
+    p.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble (8x slower)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="P",
+        help=f"tile automatically when an input has more LR pixels than this (default {DEFAULT_MAX_PIXELS})",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return p
+
+
+def collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Path]]:
+    """[(input, output)] for files and folder contents; every problem is a CliError naming the path."""
+    from PIL import Image, UnidentifiedImageError
+
+    from sr_lit.data.io import list_images
+
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            try:
+                files.extend(list_images(path))
+            except FileNotFoundError as e:
+                raise CliError(str(e)) from None
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CliError(f"input not found: {path}")
+    pairs: list[tuple[Path, Path]] = []
+    seen: dict[Path, Path] = {}
+    inputs_resolved = {f.resolve() for f in files}
+    for f in files:
+        try:  # header only: cheap, catches "not an image" before any work
+            with Image.open(f) as im:
+                im.size  # noqa: B018
+        except (UnidentifiedImageError, OSError) as e:
+            reason = "not an image file" if isinstance(e, UnidentifiedImageError) else str(e)
+            raise CliError(f"{f}: {reason}") from None
+        dst = out_dir / f"{f.stem}.png"
+        key = dst.resolve()
+        if key in seen:
+            raise CliError(f"{f} and {seen[key]} would both be written to {dst}")
+        if key in inputs_resolved:
+            raise CliError(f"{f}: output {dst} would overwrite an input; choose another --out")
+        seen[key] = f
+        pairs.append((f, dst))
+    return pairs
+
+
+def build_upscaler(args: argparse.Namespace):
+    from sr_lit.inference.predictor import Upscaler
+    from sr_lit.models.loading import CheckpointError, load_model
+
+    for opt in ("tile", "overlap", "max_pixels"):
+        v = getattr(args, opt)
+        if v is not None and v < 0:
+            raise CliError(f"--{opt.replace('_', '-')} must be >= 0, got {v}")
+    common = dict(
+        device=args.device,
+        tile=args.tile,
+        overlap=args.overlap,
+        self_ensemble=args.self_ensemble,
+        max_pixels=args.max_pixels,
+        progress=not args.quiet,
+    )
+    try:
+        if args.baseline:
+            if args.scale is None:
+                raise CliError("--baseline bicubic needs --scale")
+            return Upscaler.bicubic(args.scale, **common)
+        try:
+            model, spec = load_model(args.ckpt, map_location="cpu")
+        except CheckpointError as e:
+            raise CliError(f"--ckpt {e}") from None
+        if args.scale is not None and args.scale != int(spec["scale"]):
+            raise CliError(f"--scale {args.scale} disagrees with --ckpt {args.ckpt}, a x{spec['scale']} model")
+        return Upscaler(model, spec=spec, name=str(args.ckpt), **common)
+    except ValueError as e:  # unknown/unavailable device
+        raise CliError(str(e)) from None
+
+
+def save_png(sr01: torch.Tensor, path: Path, gray: bool) -> None:
+    """[0,1] (3, H, W) -> 8-bit PNG; a grayscale input is written back as grayscale (mean of the planes).
+
+    Quantises in place (round half up, as ``sr_lit.metrics.y_channel.quantize``): a 4K x4 output is
+    1.6 GB as float32, so no full-size temporaries.
+    """
+    from PIL import Image
+
+    if gray:
+        sr01 = sr01.mean(dim=0, keepdim=True)
+    sr8 = sr01.clamp_(0, 1).mul_(255).add_(0.5).floor_().to(torch.uint8)
+    del sr01
+    a = sr8.permute(1, 2, 0).contiguous().numpy()
+    del sr8
+    img = Image.fromarray(a[..., 0] if gray else a)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="PNG")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from sr_lit.data.io import ImageError, read_image, to_float
+
+    pairs = collect_inputs(args.inputs, args.out)
+    upscaler = build_upscaler(args)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"--out {args.out}: cannot create folder ({e.strerror or e})") from None
+    bar = tqdm(pairs, desc=PROG, unit="img", disable=args.quiet)
+    for src, dst in bar:
+        bar.set_postfix_str(src.name)
+        try:
+            img = read_image(src)
+        except ImageError as e:
+            raise CliError(str(e)) from None
+        gray = img.shape[0] == 1
+        # no name kept for the float SR: save_png frees it once quantised (peak memory)
+        save_png(upscaler(to_float(img)), dst, gray=gray)
+        del img
+    if not args.quiet:
+        print(f"wrote {len(pairs)} image(s) x{upscaler.scale} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with torch.inference_mode():
+            return run(args)
+    except CliError as e:
+        fail(PROG, str(e))
+    except KeyboardInterrupt:
+        fail(PROG, "interrupted", code=130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

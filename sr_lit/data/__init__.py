@@ -1,0 +1,1 @@
+"""Data loading, LR generation (MATLAB imresize) and datasets."""

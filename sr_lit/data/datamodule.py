@@ -1,0 +1,249 @@
+"""``SRDataModule``: the ``data`` config group, built by ``hydra.utils.instantiate``.
+
+``setup()`` builds every dataset (decode, LR, checks: faults raised before training starts). Sharding
+is done here, not by Lightning (``Trainer(use_distributed_sampler=False)``; our samplers subclass
+DistributedSampler so Lightning leaves them alone anyway): training uses ``EpochKeyedSampler``
+(shuffled, padded, seeded), validation/test ``UnrepeatedDistributedSampler`` (each image once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from sr_lit.data.datasets import EvalDataset, TrainPatchDataset, build_eval_datasets, normalize_cache
+from sr_lit.data.samplers import EpochKeyedSampler, UnrepeatedDistributedSampler
+from sr_lit.data.sources import pairs_from_spec, sample_pairs
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SRDataModule"]
+
+
+def _plain(x: Any) -> Any:
+    """DictConfig/ListConfig -> plain Python (resolved), anything else unchanged."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(x, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(x, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return x
+
+
+class SRDataModule(pl.LightningDataModule):
+    """Training patches + one validation/test loader per evaluation set.
+
+    Args (all are ``data.*`` config keys):
+        scale: SR factor (2, 3, 4).
+        data_dir: folder holding benchmark sets (``<data_dir>/Set5/HR`` ...).
+        train: training source mapping: ``kind`` sample | div2k | folder | benchmark, plus ``root``
+            (folder: a path or list of paths), ``range`` (div2k, e.g. "1-800"), ``sets`` (benchmark).
+        patch_size: LR patch side (HR patch = patch_size * scale).
+        batch_size: training batch size per process.
+        repeat: passes over the training images per epoch (len = n_images * repeat).
+        augment / rot90: random h/v flips, and 90-degree rotations when rot90.
+        num_workers / val_num_workers: DataLoader workers for training / evaluation loaders.
+        pin_memory: None = on when CUDA is available.
+        persistent_workers: keep training workers alive between epochs (num_workers > 0).
+        cache: memory | disk | none (see ``sr_lit.data.datasets``); cache_dir for ``disk``.
+        lr_border: symmetric (EDSR files) | replicate (RCAN/SelfExSR files), for generated LR.
+        use_official_lr: use ``LR_bicubic/X<s>`` files when present (else always generate).
+        val_sets / test_sets: benchmark set names under data_dir, or source mappings (with ``name``).
+        val_fallback: "sample" (missing sets are skipped with a warning; when none is left, the 2
+            held-out scikit-image photos are used) or "error".
+        skip_bad: warn about and skip bad files instead of failing at set-up.
+        too_small: "error" | "skip": training images smaller than the HR patch (T91 at x3/x4).
+        seed: seeds the shuffle and the per-item patch RNG.
+        sets: evaluation sets read by ``sr-eval`` (``data.sets``); default for test_sets.
+    """
+
+    def __init__(
+        self,
+        scale: int = 2,
+        data_dir: str | os.PathLike | None = None,
+        train: Mapping | None = None,
+        patch_size: int = 48,
+        batch_size: int = 16,
+        repeat: int = 1,
+        augment: bool = True,
+        rot90: bool = True,
+        num_workers: int = 0,
+        val_num_workers: int = 0,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        cache: str | bool = "memory",
+        cache_dir: str | os.PathLike | None = None,
+        lr_border: str = "symmetric",
+        use_official_lr: bool = True,
+        val_sets: Sequence[str | Mapping] | None = ("Set5",),
+        val_fallback: str = "sample",
+        test_sets: Sequence[str | Mapping] | None = (),
+        skip_bad: bool = False,
+        too_small: str = "error",
+        seed: int = 0,
+        sets: Sequence[str | Mapping] | None = None,
+    ) -> None:
+        super().__init__()
+        if val_fallback not in ("sample", "error"):
+            raise ValueError(f"val_fallback must be 'sample' or 'error', got {val_fallback!r}")
+        self.scale = int(scale)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.train_spec = dict(_plain(train) or {"kind": "sample"})
+        self.patch_size, self.batch_size, self.repeat = int(patch_size), int(batch_size), int(repeat)
+        self.augment, self.rot90 = bool(augment), bool(rot90)
+        self.num_workers, self.val_num_workers = int(num_workers), int(val_num_workers)
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.cache, self.cache_dir = normalize_cache(cache), cache_dir
+        self.lr_border, self.use_official_lr = lr_border, bool(use_official_lr)
+        self.val_sets = list(_plain(val_sets) or [])
+        # `sets` (configs/data/benchmark.yaml) is what sr-eval scores; it is the test sets unless given
+        self.sets = list(_plain(sets) or [])
+        self.test_sets = list(_plain(test_sets) or self.sets)
+        self.val_fallback, self.skip_bad, self.seed = val_fallback, bool(skip_bad), int(seed)
+        self.too_small = too_small
+        self.train_set: TrainPatchDataset | None = None
+        self.val_datasets: dict[str, EvalDataset] | None = None
+        self.test_datasets: dict[str, EvalDataset] | None = None
+
+    # --- set-up --------------------------------------------------------------------------------
+
+    def _store_kwargs(self) -> dict:
+        return {"cache": self.cache, "cache_dir": self.cache_dir, "skip_bad": self.skip_bad}
+
+    def build_train(self) -> TrainPatchDataset:
+        spec = {"use_official_lr": self.use_official_lr, **self.train_spec}
+        name, pairs = pairs_from_spec(spec, self.data_dir, self.scale)
+        return TrainPatchDataset(
+            pairs,
+            self.scale,
+            self.patch_size,
+            self.repeat,
+            self.augment,
+            self.rot90,
+            lr_border=self.lr_border,
+            seed=self.seed,
+            label=f"training set {name}",
+            too_small=self.too_small,
+            **self._store_kwargs(),
+        )
+
+    def _available(self, entry: str | Mapping) -> bool:
+        if isinstance(entry, Mapping):
+            return True  # full source specs fail loudly on their own
+        return self.data_dir is not None and (self.data_dir / entry / "HR").is_dir()
+
+    def build_eval(self, sets: Sequence[str | Mapping], what: str) -> dict[str, EvalDataset]:
+        present = [s for s in sets if self._available(s)]
+        missing = [s for s in sets if not self._available(s)]
+        if missing:
+            where = [str(Path(self.data_dir or ".") / str(s) / "HR") for s in missing]
+            if self.val_fallback == "error":
+                raise FileNotFoundError(
+                    f"{what} set(s) not found: {', '.join(where)} (data.data_dir={self.data_dir})"
+                )
+            log.warning(
+                "%s set(s) not found, skipped: %s (data.data_dir=%s)", what, ", ".join(where), self.data_dir
+            )
+        kw = {"lr_border": self.lr_border, "use_official_lr": self.use_official_lr, **self._store_kwargs()}
+        out = build_eval_datasets(present, self.scale, self.data_dir, **kw) if present else {}
+        if not out and sets and self.val_fallback == "sample":
+            log.warning(
+                "no %s benchmark set available: using the held-out scikit-image photos %s (scores are not "
+                "comparable with published tables)", what, [p.name for p in sample_pairs("val")],
+            )  # fmt: skip
+            out = {
+                "sample_val": EvalDataset(
+                    sample_pairs("val"),
+                    self.scale,
+                    self.lr_border,
+                    label="sample_val",
+                    **self._store_kwargs(),
+                )
+            }
+        return out
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self.build_train()
+            n = len(self.train_set) // self._world()[0]
+            if n < self.batch_size:
+                raise ValueError(
+                    f"training set gives {n} patches per process per epoch, fewer than batch_size "
+                    f"{self.batch_size}: raise data.repeat (now {self.repeat})"
+                )
+        if stage in (None, "fit", "validate") and self.val_datasets is None:
+            self.val_datasets = self.build_eval(self.val_sets, "validation")
+        if stage in (None, "test") and self.test_datasets is None:
+            self.test_datasets = self.build_eval(self.test_sets, "test")
+
+    # --- loaders ---------------------------------------------------------------------------------
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            self.setup("fit")
+        assert self.train_set is not None
+        world, rank = self._world()
+        sampler = EpochKeyedSampler(
+            self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.seed
+        )
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=True,  # equal-size batches; the sampler already equalises ranks
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            prefetch_factor=4 if self.num_workers > 0 else None,
+        )
+
+    def _eval_loaders(self, datasets: dict[str, EvalDataset]) -> list[DataLoader]:
+        world, rank = self._world()
+        return [
+            DataLoader(
+                ds,
+                batch_size=1,  # whole images of different sizes
+                sampler=UnrepeatedDistributedSampler(ds, num_replicas=world, rank=rank),
+                num_workers=self.val_num_workers,
+                pin_memory=self.pin_memory,
+            )
+            for ds in datasets.values()
+        ]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        if self.val_datasets is None:
+            self.setup("validate")
+        return self._eval_loaders(self.val_datasets or {})
+
+    def test_dataloader(self) -> list[DataLoader]:
+        if self.test_datasets is None:
+            self.setup("test")
+        return self._eval_loaders(self.test_datasets or {})
+
+    @property
+    def val_set_names(self) -> list[str]:
+        if self.val_datasets is None:
+            self.setup("validate")
+        return list(self.val_datasets or {})
+
+    @property
+    def test_set_names(self) -> list[str]:
+        if self.test_datasets is None:
+            self.setup("test")
+        return list(self.test_datasets or {})

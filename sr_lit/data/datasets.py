@@ -1,0 +1,463 @@
+"""Datasets: random training patches and whole evaluation images, over a checked, decoded-once store.
+
+Set-up (``build_store``) decodes every image once, makes its LR (``make_lr``) or reads the official LR,
+and checks it: readable and fully decodable, LR partner present when expected, LR size == HR // scale,
+large enough for a training patch. All faults are collected and raised together (``DataFaultError``,
+one line per file: ``<path>: <reason>``); with ``skip_bad=True`` each bad file is warned about
+(``BadImageWarning``) and skipped, and a count is reported at the end.
+
+Cache modes (``cache``):
+- ``memory`` (default): uint8 HR (mod-cropped) and LR tensors kept in RAM. DataLoader workers get them
+  through fork (copy-on-write, nothing copied) or, with spawn/forkserver, through torch's shared memory.
+  Cost = raw pixels: DIV2K 1-800 at x2 is about 8.6 GB per process (HR 6.9 + LR 1.7).
+- ``disk``: the same arrays written once as .npy files under ``cache_dir`` (key = path, mtime, size,
+  scale, LR border) and memory-mapped on access; the OS page cache is then shared by every worker and
+  DDP rank of a node, and later runs skip decoding. Writes are atomic (tmp file + rename).
+- ``none``: only the check runs at set-up (its outcome memoised per process, keyed by path + mtime +
+  size); every access decodes the file again and makes the LR again (slow; for huge sets only).
+
+Training randomness: the DataModule's sampler yields ``(epoch, index)`` keys; the patch position and
+augmentation of that key come from ``item_generator(seed, epoch, index)``, so a run is reproducible from
+its seed and independent of num_workers, batch size and world size. A plain int index (any other
+sampler) counts as epoch 0: the same patch for that index every epoch, which is what
+``Trainer(overfit_batches=n)`` needs (Lightning swaps in a SequentialSampler there). ``seed=None`` draws
+from torch's global RNG instead (seeded per worker by DataLoader / ``seed_everything(workers=True)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sr_lit.data.imresize import make_lr
+from sr_lit.data.io import ImageError, read_image, to_float, to_rgb
+from sr_lit.data.sources import ImagePair, benchmark_pairs, folder_label, folder_pairs, pairs_from_spec
+from sr_lit.data.transforms import item_generator, random_dihedral, random_pair_crop
+
+__all__ = [
+    "CACHE_MODES",
+    "BadImageWarning",
+    "DataFaultError",
+    "ImageStore",
+    "build_store",
+    "TrainPatchDataset",
+    "EvalDataset",
+    "build_eval_datasets",
+]
+
+CACHE_MODES = ("memory", "disk", "none")
+
+
+class DataFaultError(ValueError):
+    """Bad files found at set-up; ``faults`` is the list of (path, reason)."""
+
+    def __init__(self, label: str, faults: list[tuple[str, str]], total: int) -> None:
+        self.faults = faults
+        lines = "\n".join(f"  {p}: {r}" for p, r in faults)
+        super().__init__(
+            f"{len(faults)} bad image file(s) out of {total} in {label}:\n{lines}\n"
+            "Fix or remove these files, or set data.skip_bad=true to skip them with a warning."
+        )
+
+
+class BadImageWarning(UserWarning):
+    """A file skipped at set-up because of ``skip_bad=True``."""
+
+
+def normalize_cache(cache: str | bool | None) -> str:
+    if cache is True or cache is None:
+        return "memory"
+    if cache is False:
+        return "none"
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {CACHE_MODES} (or true/false), got {cache!r}")
+    return cache
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sr_lit" / "decoded"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding and checking one pair
+
+
+def _stat_key(p: Path) -> tuple[str, int, int]:
+    st = p.stat()
+    return (str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def _load_pair(pair: ImagePair, scale: int, lr_border: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode HR (cropped top-left to LR*scale) and its LR; raises ImageError naming the bad file."""
+    hr = read_image(pair.hr_path)
+    h, w = hr.shape[-2:]
+    if h < scale or w < scale:
+        raise ImageError(pair.hr_path, f"image {w}x{h} is smaller than the scale factor {scale}")
+    lh, lw = h // scale, w // scale
+    if pair.lr_path is None:
+        lr = make_lr(hr, scale, border=lr_border)
+    else:
+        if not Path(pair.lr_path).is_file():
+            raise ImageError(pair.hr_path, f"LR partner missing: expected {pair.lr_path}")
+        lr = read_image(pair.lr_path)
+        if tuple(lr.shape[-2:]) != (lh, lw):
+            raise ImageError(
+                pair.lr_path,
+                f"LR size {lr.shape[-1]}x{lr.shape[-2]} does not match HR {w}x{h} // {scale} = {lw}x{lh} "
+                f"(HR {pair.hr_path})",
+            )
+    return hr[:, : lh * scale, : lw * scale].contiguous(), lr
+
+
+@dataclass
+class _Entry:
+    name: str
+    hr_path: Path
+    lr_hw: tuple[int, int]
+    hr_channels: int
+    hr: torch.Tensor | None = None  # memory mode
+    lr: torch.Tensor | None = None
+    npy: tuple[str, str] | None = None  # disk mode: (hr.npy, lr.npy)
+    lr_path: Path | None = None
+
+
+# Check memo for cache="none": (hr key, lr key, scale, border) -> (lr_hw, channels) or the fault.
+_CHECKED: dict[tuple, tuple[tuple[int, int], int] | tuple[str, str]] = {}
+
+
+def _pair_key(pair: ImagePair, scale: int, lr_border: str) -> tuple:
+    hr = _stat_key(Path(pair.hr_path))
+    lr = _stat_key(Path(pair.lr_path)) if pair.lr_path is not None and Path(pair.lr_path).is_file() else None
+    return (hr, lr, str(pair.lr_path), scale, lr_border)
+
+
+def _save_npy_atomic(arr: torch.Tensor, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr.numpy())
+        os.replace(tmp, dest)  # atomic: concurrent ranks never see a half-written file
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _check_one(
+    pair: ImagePair, scale: int, lr_border: str, mode: str, cache_dir: Path | None
+) -> _Entry | tuple[str, str]:
+    """Decode/check one pair for the given cache mode; returns an _Entry or (path, reason)."""
+    try:
+        key = _pair_key(pair, scale, lr_border)
+    except FileNotFoundError:
+        return (str(pair.hr_path), "file not found")
+    except OSError as e:  # unreadable metadata
+        return (str(pair.hr_path), f"cannot access file ({e.strerror or e})")
+    if mode == "none" and key in _CHECKED:
+        hit = _CHECKED[key]
+        if isinstance(hit[0], str):
+            return hit  # type: ignore[return-value]
+        return _Entry(pair.name, Path(pair.hr_path), hit[0], hit[1], lr_path=pair.lr_path)  # type: ignore[arg-type]
+    if mode == "disk":
+        assert cache_dir is not None
+        digest = hashlib.sha1(repr(key).encode()).hexdigest()[:24]
+        hr_npy, lr_npy = cache_dir / f"{digest}_hr.npy", cache_dir / f"{digest}_lr.npy"
+        if hr_npy.is_file() and lr_npy.is_file():
+            try:
+                hr_m, lr_m = np.load(hr_npy, mmap_mode="r"), np.load(lr_npy, mmap_mode="r")
+                return _Entry(
+                    pair.name, Path(pair.hr_path), tuple(lr_m.shape[-2:]), hr_m.shape[0],
+                    npy=(str(hr_npy), str(lr_npy)), lr_path=pair.lr_path,
+                )  # fmt: skip
+            except (OSError, ValueError):
+                pass  # broken cache file: decode again below
+    try:
+        hr, lr = _load_pair(pair, scale, lr_border)
+    except ImageError as e:
+        if mode == "none":
+            _CHECKED[key] = (e.path, e.reason)
+        return (e.path, e.reason)
+    entry = _Entry(pair.name, Path(pair.hr_path), tuple(lr.shape[-2:]), hr.shape[0], lr_path=pair.lr_path)
+    if mode == "memory":
+        entry.hr, entry.lr = hr, lr
+    elif mode == "disk":
+        _save_npy_atomic(hr, hr_npy)
+        _save_npy_atomic(lr, lr_npy)
+        entry.npy = (str(hr_npy), str(lr_npy))
+    else:
+        _CHECKED[key] = (entry.lr_hw, entry.hr_channels)
+    return entry
+
+
+@dataclass
+class ImageStore:
+    """Checked images of one set; ``get(i)`` -> (lr uint8 (C,h,w), hr uint8 (C,h*s,w*s))."""
+
+    label: str
+    scale: int
+    lr_border: str
+    mode: str
+    entries: list[_Entry]
+    n_skipped: int = 0
+    _mmaps: dict = field(default_factory=dict, repr=False)  # per process, opened lazily
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_mmaps"] = {}  # never pickle memory maps into workers (they would be copied in full)
+        return state
+
+    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.entries[i]
+        if e.hr is not None and e.lr is not None:
+            return e.lr, e.hr
+        if e.npy is not None:
+            if i not in self._mmaps:
+                # copy-on-write maps: writable arrays for torch.from_numpy, the file is never written
+                self._mmaps[i] = tuple(np.load(p, mmap_mode="c") for p in e.npy)
+            hr_m, lr_m = self._mmaps[i]
+            return torch.from_numpy(np.asarray(lr_m)), torch.from_numpy(np.asarray(hr_m))
+        hr, lr = _load_pair(ImagePair(e.name, e.hr_path, e.lr_path), self.scale, self.lr_border)
+        return lr, hr
+
+
+def build_store(
+    pairs: Sequence[ImagePair],
+    scale: int,
+    *,
+    label: str,
+    lr_border: str = "symmetric",
+    min_lr_size: int = 1,
+    cache: str | bool = "memory",
+    cache_dir: str | os.PathLike | None = None,
+    skip_bad: bool = False,
+    threads: int | None = None,
+    size_reason: Callable[[int, int], str] | None = None,  # (lr_w, lr_h) -> reason
+    too_small: str = "error",
+) -> ImageStore:
+    """Decode + check every pair once (threaded: Pillow and torch release the GIL)."""
+    mode = normalize_cache(cache)
+    if too_small not in ("error", "skip"):
+        raise ValueError(f"too_small must be 'error' or 'skip', got {too_small!r}")
+    cdir = Path(cache_dir) if cache_dir else default_cache_dir() if mode == "disk" else None
+    if not pairs:
+        raise ValueError(f"no images in {label}")
+    n_threads = threads or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        results = list(pool.map(lambda p: _check_one(p, scale, lr_border, mode, cdir), pairs))
+    entries: list[_Entry] = []
+    faults: list[tuple[str, str]] = []
+    small: list[str] = []
+    for pair, res in zip(pairs, results):
+        if isinstance(res, tuple):
+            faults.append(res)
+        elif min(res.lr_hw) < min_lr_size:
+            h, w = res.lr_hw
+            reason = size_reason(w, h) if size_reason else f"image too small (LR {w}x{h})"
+            if too_small == "skip":
+                small.append(f"{Path(pair.hr_path).name} (LR {w}x{h})")
+            else:
+                faults.append((str(pair.hr_path), reason))
+        else:
+            entries.append(res)
+    if small:
+        # Valid images, just smaller than the patch (T91 at x3/x4): one summary, not a fault.
+        warnings.warn(
+            f"{label}: skipped {len(small)} of {len(pairs)} images smaller than the training patch "
+            f"(too_small=skip): {', '.join(small)}",
+            BadImageWarning,
+            stacklevel=2,
+        )
+    if faults and not skip_bad:
+        raise DataFaultError(label, faults, len(pairs))
+    for p, r in faults:
+        warnings.warn(f"skipping {p}: {r}", BadImageWarning, stacklevel=2)
+    if faults:
+        warnings.warn(
+            f"{label}: skipped {len(faults)} of {len(pairs)} images (skip_bad=true)",
+            BadImageWarning,
+            stacklevel=2,
+        )
+    if not entries:
+        folders = sorted({str(Path(p.hr_path).parent) for p in pairs})
+        raise ValueError(f"no usable images left in {label} (folder(s): {', '.join(folders)})")
+    return ImageStore(label, scale, lr_border, mode, entries, n_skipped=len(faults) + len(small))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Datasets
+
+
+class TrainPatchDataset(Dataset):
+    """Random LR patches (patch x patch) and matching HR patches (patch*scale), optionally flipped/rotated.
+
+    ``len = n_images * repeat``; item = dict(lr=float32 (3,p,p) in [0,1], hr=float32 (3,p*s,p*s)).
+    Index: an ``(epoch, index)`` key, or an int (= epoch 0); see the module docstring.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[ImagePair] | ImageStore,
+        scale: int,
+        patch_size: int = 48,
+        repeat: int = 1,
+        augment: bool = True,
+        rot90: bool = True,
+        lr_border: str = "symmetric",
+        cache: str | bool = "memory",
+        cache_dir: str | os.PathLike | None = None,
+        skip_bad: bool = False,
+        seed: int | None = 0,
+        label: str = "training set",
+        too_small: str = "error",
+    ) -> None:
+        if patch_size < 1 or repeat < 1:
+            raise ValueError(f"patch_size and repeat must be >= 1, got {patch_size}, {repeat}")
+        self.scale, self.patch_size, self.repeat = int(scale), int(patch_size), int(repeat)
+        self.augment, self.rot90, self.seed = augment, rot90, seed
+        hp = self.patch_size * self.scale
+        self.store = (
+            pairs
+            if isinstance(pairs, ImageStore)
+            else build_store(
+                list(pairs), self.scale, label=label, lr_border=lr_border, min_lr_size=self.patch_size,
+                cache=cache, cache_dir=cache_dir, skip_bad=skip_bad,
+                too_small=too_small,
+                size_reason=lambda w, h: (
+                    f"image is smaller than the training patch: LR {w}x{h} < patch_size {self.patch_size} "
+                    f"(the HR needs at least {hp}x{hp} pixels at scale {self.scale})"
+                ),
+            )
+        )  # fmt: skip
+
+    @property
+    def n_images(self) -> int:
+        return len(self.store)
+
+    def __len__(self) -> int:
+        return len(self.store) * self.repeat
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        gen = None if self.seed is None else item_generator(self.seed, epoch, index)
+        lr, hr = self.store.get(index % len(self.store))
+        lr, hr = random_pair_crop(lr, hr, self.patch_size, self.scale, gen)
+        if self.augment:
+            lr, hr = random_dihedral(lr, hr, rot90=self.rot90, gen=gen)
+        # Gray training images become 3-channel: models are RGB.
+        return {"lr": to_float(to_rgb(lr)), "hr": to_float(to_rgb(hr))}
+
+
+class EvalDataset(Dataset):
+    """Whole images: dict(lr=float (3,h,w), hr=float (C,h*s,w*s), name=str); C = 1 for gray sources,
+    so the metric can score gray values (Set14 ``bridge``) instead of Y of a replicated image."""
+
+    def __init__(
+        self,
+        pairs: Sequence[ImagePair] | ImageStore,
+        scale: int,
+        lr_border: str = "symmetric",
+        cache: str | bool = "memory",
+        cache_dir: str | os.PathLike | None = None,
+        skip_bad: bool = False,
+        label: str = "evaluation set",
+    ) -> None:
+        self.scale = int(scale)
+        self.label = label
+        self.store = (
+            pairs
+            if isinstance(pairs, ImageStore)
+            else build_store(
+                list(pairs), self.scale, label=label, lr_border=lr_border,
+                cache=cache, cache_dir=cache_dir, skip_bad=skip_bad,
+            )
+        )  # fmt: skip
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.store.entries]
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, index: int) -> dict:
+        lr, hr = self.store.get(index)
+        return {"lr": to_float(to_rgb(lr)), "hr": to_float(hr), "name": self.store.entries[index].name}
+
+
+def build_eval_datasets(
+    sets: Sequence[str | Mapping] | str | None,
+    scale: int,
+    data_dir: str | os.PathLike | None,
+    lr_border: str = "symmetric",
+    kind: str = "benchmark",
+    root: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    *,
+    cache: str | bool = "memory",
+    cache_dir: str | os.PathLike | None = None,
+    skip_bad: bool = False,
+    use_official_lr: bool = True,
+) -> dict[str, EvalDataset]:
+    """Evaluation datasets by name, in the order given.
+
+    kind="benchmark": each str in ``sets`` is an EDSR-layout set under ``root`` (default ``data_dir``),
+    official LR used when present. A mapping entry is a full source spec (see ``pairs_from_spec``),
+    e.g. ``{name: DIV2K_val10, kind: div2k, root: ..., range: 801-810}``.
+    kind="folder": ``root`` is a folder (or list) of HR images, LR generated; if ``sets`` is given,
+    each name is a sub-folder of ``root`` evaluated as its own set.
+    """
+    if isinstance(sets, str):
+        sets = [sets]
+    out: dict[str, EvalDataset] = {}
+
+    def add(name: str, pairs: list[ImagePair], where: str) -> None:
+        if name in out:
+            raise ValueError(f"evaluation set {name!r} given twice")
+        out[name] = EvalDataset(
+            pairs,
+            scale,
+            lr_border,
+            cache=cache,
+            cache_dir=cache_dir,
+            skip_bad=skip_bad,
+            label=f"{name} ({where})",
+        )
+
+    if kind == "folder":
+        if root is None:
+            raise ValueError("kind='folder' needs root: a folder of HR images")
+        roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
+        if sets:
+            for s in sets:
+                add(str(s), folder_pairs(Path(roots[0]) / str(s)), str(Path(roots[0]) / str(s)))
+        else:
+            for r in roots:
+                add(folder_label(r), folder_pairs(r), str(r))
+        return out
+    if kind != "benchmark":
+        raise ValueError(f"kind must be 'benchmark' or 'folder', got {kind!r}")
+    if not sets:
+        raise ValueError("no evaluation sets given (e.g. sets=[Set5, Set14])")
+    base = root if root is not None else data_dir
+    for s in sets:
+        if isinstance(s, Mapping):
+            name, pairs = pairs_from_spec({"use_official_lr": use_official_lr, **s}, base, scale)
+            add(name, pairs, str(s.get("root", s.get("kind"))))
+        else:
+            if base is None:
+                raise ValueError("benchmark sets need data_dir (or root)")
+            add(str(s), benchmark_pairs(base, str(s), scale, use_official_lr), str(Path(base) / str(s)))
+    return out

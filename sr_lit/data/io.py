@@ -1,0 +1,149 @@
+"""Image file I/O: decode to uint8 tensors, with faults reported as ``ImageError(path, reason)``.
+
+Mode conversions (Pillow modes): L / I;16 / I / 1 -> 1 channel; RGB -> 3; RGBA / LA -> alpha DROPPED
+(not composited on any background: SR data is about the colour planes, and compositing would invent
+pixels); P (palette) -> RGB; CMYK / YCbCr / LAB -> RGB. 16-bit gray -> 8-bit by round(v / 257).
+
+Known limit: Pillow decodes 16-bit RGB/RGBA PNGs to 8 bits itself, keeping the high byte
+(floor(v / 256)); that is at most 1 grey level from round(v / 257). 16-bit gray+alpha PNGs (which
+Pillow opens as RGBA) are detected from the PNG header and returned as 1 channel.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageError", "read_image", "list_images", "to_float", "to_rgb"]
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image; ``str(err)`` is ``"<path>: <reason>"``."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keep picklable across DataLoader workers
+        return (type(self), (self.path, self.reason))
+
+
+def _png_16bit_gray_alpha(img: Image.Image) -> bool:
+    # Pillow has no 16-bit LA mode and reports such PNGs as RGBA (R = G = B = L).
+    return img.format == "PNG" and img.mode == "RGBA" and img.info.get("_sr_ihdr") == (16, 4)
+
+
+def _to_array(img: Image.Image) -> np.ndarray:
+    """Pillow image -> (H, W) or (H, W, 3) uint8 array, following the conversions in the docstring."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit gray (Pillow reports 16-bit PNG as I;16 or I). round(v/257) maps 65535 -> 255 exactly.
+        a = np.asarray(img).astype(np.float64)
+        return np.clip(np.floor(a / 257.0 + 0.5), 0, 255).astype(np.uint8)
+    if mode == "F":
+        raise ValueError("floating-point images (mode F) are not supported")
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    if mode == "LA":
+        return np.asarray(img.getchannel("L"), dtype=np.uint8)
+    if _png_16bit_gray_alpha(img):
+        return np.asarray(img, dtype=np.uint8)[..., 0]
+    if mode in ("RGB", "RGBA", "RGBX"):
+        return np.asarray(img, dtype=np.uint8)[..., :3]
+    # P, PA, CMYK, YCbCr, LAB, HSV, RGBa, La ...: let Pillow produce RGB.
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _read_png_depth_type(p: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) from the PNG IHDR chunk (bytes 24-25), or None."""
+    with open(p, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """Decode an image file fully into a uint8 tensor (C, H, W), C = 1 (grayscale) or 3.
+
+    Raises ``ImageError`` for missing/unreadable files, zero-byte files, non-images, truncated or
+    corrupt data (the whole file is decoded, so a cut-off PNG fails here, not mid-training).
+    """
+    p = Path(path)
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone flipped the global: truncated files would pass silently
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must be False for sr_lit")
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(p, "file not found") from None
+    except OSError as e:
+        raise ImageError(p, f"cannot stat file ({e.strerror or e})") from None
+    if p.is_dir():
+        raise ImageError(p, "is a directory, not an image file")
+    if size == 0:
+        raise ImageError(p, "empty file (0 bytes)")
+    try:
+        with Image.open(p) as img:
+            if img.format == "PNG":
+                img.info["_sr_ihdr"] = _read_png_depth_type(p)
+            img.load()  # full decode: truncated/corrupt data raises here
+            arr = _to_array(img)
+    except PermissionError:
+        raise ImageError(p, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(p, f"not a recognised image file ({size} bytes)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        # Pillow: "image file is truncated", "broken data stream", zlib errors, bad CRC ...
+        raise ImageError(p, f"corrupt or truncated image ({type(e).__name__}: {e})") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(p, f"image too large ({e})") from None
+    if arr.ndim == 2:
+        arr = arr[None]
+    else:
+        arr = np.ascontiguousarray(arr.transpose(2, 0, 1))
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise ImageError(p, f"image has zero size {arr.shape[2]}x{arr.shape[1]}")
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # Pillow's buffer may be read-only; torch wants its own memory
+        arr = arr.copy()
+    return torch.from_numpy(arr)
+
+
+def list_images(folder: str | os.PathLike, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files directly inside ``folder`` (not recursive), sorted by name.
+
+    A missing folder or a folder with no images raises ``FileNotFoundError`` naming the folder.
+    """
+    d = Path(folder)
+    if not d.is_dir():
+        raise FileNotFoundError(f"image folder not found: {d}")
+    exts = {e.lower() for e in extensions}
+    files = sorted(
+        f for f in d.iterdir() if f.suffix.lower() in exts and not f.name.startswith(".") and f.is_file()
+    )
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(sorted(exts))}) in folder: {d}")
+    return files
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (any shape) -> float32 in [0, 1]."""
+    return x.to(torch.float32).div_(255.0)
+
+
+def to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Replicate a 1-channel (..., 1, H, W) image to 3 channels; 3-channel input is returned as is."""
+    c = x.shape[-3]
+    if c == 3:
+        return x
+    if c == 1:
+        return x.expand(*x.shape[:-3], 3, *x.shape[-2:]).contiguous()
+    raise ValueError(f"expected 1 or 3 channels, got shape {tuple(x.shape)}")

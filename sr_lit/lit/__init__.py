@@ -1,0 +1,1 @@
+"""Lightning pieces: the SRModule, callbacks, schedules and image logging."""

@@ -1,0 +1,251 @@
+"""SRModule: the LightningModule that trains and validates one SR network.
+
+The network itself comes from `sr_lit.models.registry.build_model(**model_spec)`; the spec is saved in the
+checkpoint's hyper-parameters so `sr-eval`, `sr-upscale` and `sr-export` rebuild the model without Hydra.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from torch import nn
+
+from sr_lit.lit.guard import LossGuard
+from sr_lit.lit.schedules import build_scheduler
+from sr_lit.metrics.sr_metrics import SRMetrics
+from sr_lit.models.registry import build_model
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when the bad-batch guard gives up (too many skipped steps)."""
+
+
+def charbonnier_loss(sr: torch.Tensor, hr: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt((sr - hr) ** 2 + eps**2).mean()
+
+
+LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier_loss}
+
+
+def _plain(obj: Any) -> Any:
+    """DictConfig/ListConfig -> plain Python containers (checkpoints must load with weights_only=True)."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(obj, DictConfig | ListConfig):
+            return OmegaConf.to_container(obj, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+class SRModule(pl.LightningModule):
+    """L1 (or MSE/Charbonnier) training of `net` on LR/HR patches; Y-PSNR/SSIM validation on whole images."""
+
+    def __init__(
+        self,
+        model_spec: Mapping[str, Any],
+        loss: str = "l1",
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        guard: Mapping[str, Any] | None = None,
+        log_images: int = 4,
+        loss_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        model_spec = _plain(model_spec)
+        optimizer = _plain(optimizer) or {}
+        scheduler = _plain(scheduler) or {}
+        guard = _plain(guard) or {}
+        if loss not in LOSSES:
+            raise ValueError(f"module.loss={loss!r} is not one of {sorted(LOSSES)}")
+        self.save_hyperparameters(
+            {
+                "model_spec": model_spec,
+                "loss": loss,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "guard": guard,
+                "log_images": log_images,
+                "loss_scale": loss_scale,
+            }
+        )
+        self.net: nn.Module = build_model(**model_spec)
+        self.scale = int(model_spec["scale"])
+        self.loss_fn = LOSSES[loss]
+        # the paper's L1 is computed on [0, rgb_range] pixels; our tensors are [0, 1]
+        self.loss_scale = float(loss_scale if loss_scale is not None else model_spec["backbone"].get("rgb_range", 1))
+        self.guard = LossGuard(**guard)
+        self.val_set_names: list[str] = []
+        self.val_metrics = nn.ModuleList()
+        self.best: dict[str, float] = {}
+        self._skip_this_step = False
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, stage: str) -> None:
+        # Validation sets are known only once the DataModule is set up (it runs before this hook).
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        names = list(getattr(dm, "val_set_names", []) or [])
+        if stage == "test":
+            names = list(getattr(dm, "test_set_names", []) or names)
+        if names != self.val_set_names or len(self.val_metrics) != len(names):
+            self.val_set_names = names
+            self.val_metrics = nn.ModuleList([SRMetrics(scale=self.scale) for _ in names])
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.net(lr)
+
+    # --------------------------------------------------------------- training
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        sr = self.net(batch["lr"])
+        loss = self.loss_fn(sr * self.loss_scale, batch["hr"] * self.loss_scale)
+        # decided here, acted on in optimizer_step (synchronised across ranks there)
+        self._skip_this_step = self.guard.is_bad(loss.detach())
+        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=sr.shape[0])
+        return loss
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        # Run forward+backward ourselves, then decide to step. All ranks reach this point every step, so the
+        # all-reduced skip decision cannot hang DDP (returning None from training_step would).
+        loss = optimizer_closure()
+        skip = torch.tensor(float(self._skip_this_step), device=self.device)
+        if self.trainer.world_size > 1:
+            skip = self.trainer.strategy.reduce(skip, reduce_op="max")
+        if skip.item() > 0:
+            self.guard.record_skip(self.global_step)
+            self.log("train/skipped_steps", float(self.guard.total_skipped), on_step=True, on_epoch=False)
+            rank_zero_warn(
+                f"step {self.global_step}: skipped a batch with a non-finite or exploding loss "
+                f"({self.guard.consecutive} in a row, {self.guard.total_skipped} in total)"
+            )
+            if self.guard.should_stop():
+                self._stop_on_fault()
+            optimizer.zero_grad(set_to_none=True)
+            return
+        self.guard.record_ok()
+        # the closure already ran; returning its loss keeps AMP's "backward happened" check true
+        optimizer.step(closure=lambda: loss)
+
+    def _stop_on_fault(self) -> None:
+        # Weights were never updated with the bad batches, so a checkpoint now is "from before the fault".
+        path = None
+        ckpt_cb = self.trainer.checkpoint_callback
+        if ckpt_cb is not None and getattr(ckpt_cb, "dirpath", None):
+            path = f"{ckpt_cb.dirpath}/before_fault.ckpt"
+            self.trainer.save_checkpoint(path)
+        raise NonFiniteLossError(
+            f"training stopped at step {self.global_step}: {self.guard.consecutive} consecutive / "
+            f"{self.guard.total_skipped} total batches had a non-finite or exploding loss "
+            f"(module.guard: max_consecutive={self.guard.max_consecutive}, max_total={self.guard.max_total}). "
+            + (f"Checkpoint from before the fault: {path}. " if path else "")
+            + "Lower the learning rate, enable gradient clipping (trainer.gradient_clip_val) or check the data."
+        )
+
+    def configure_optimizers(self) -> Any:
+        cfg = dict(self.hparams.optimizer)
+        name = cfg.pop("name", "adam")
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        kwargs = {
+            "lr": float(cfg.get("lr", 1e-4)),
+            "betas": tuple(cfg.get("betas", (0.9, 0.999))),
+            "eps": float(cfg.get("eps", 1e-8)),
+            "weight_decay": float(cfg.get("weight_decay", 0.0)),
+        }
+        if name == "adam":
+            opt = torch.optim.Adam(params, **kwargs)
+        elif name == "adamw":
+            opt = torch.optim.AdamW(params, **kwargs)
+        else:
+            raise ValueError(f"module.optimizer.name={name!r} is not one of ['adam', 'adamw']")
+        total = self.trainer.max_steps if self._trainer is not None and self.trainer.max_steps > 0 else None
+        sched = build_scheduler(opt, self.hparams.scheduler, total_steps=total)
+        if sched is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+    # ------------------------------------------------------------- validation
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        lr, hr = batch["lr"], batch["hr"]
+        sr = self.net(lr).clamp_(0, 1)
+        self.val_metrics[dataloader_idx].update(sr, hr)
+        if dataloader_idx == 0 and batch_idx == 0 and self.hparams.log_images:
+            self._log_crops(lr, sr, hr)
+
+    def on_validation_epoch_end(self) -> None:
+        # torchmetrics sums per-image values over ranks inside compute(): every rank must call it (no padding,
+        # no mean of means). Values logged are already global, so no sync_dist here.
+        for i, (name, metric) in enumerate(zip(self.val_set_names, self.val_metrics)):
+            if self.trainer.sanity_checking:
+                metric.reset()
+                continue
+            vals = metric.compute()
+            metric.reset()
+            for key in ("psnr_y", "ssim_y"):
+                value = float(vals[key])
+                tag = f"val/{name}/{key}"
+                self.log(tag, value, sync_dist=False, add_dataloader_idx=False)
+                if not math.isnan(value):
+                    self.best[tag] = max(self.best.get(tag, -math.inf), value)
+                    self.log(f"{tag}_best", self.best[tag], sync_dist=False, add_dataloader_idx=False)
+                if i == 0:
+                    # the checkpoint/sweep metric: the first validation set
+                    self.log(f"val/{key}", value, prog_bar=key == "psnr_y", sync_dist=False, add_dataloader_idx=False)
+            self.log(f"val/{name}/n_images", float(vals["n_images"]), sync_dist=False, add_dataloader_idx=False)
+
+    test_step = validation_step
+    on_test_epoch_end = on_validation_epoch_end
+
+    def _log_crops(self, lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor) -> None:
+        from sr_lit.lit.images import log_sr_crops
+
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        log_sr_crops(self.loggers, lr, sr, hr, scale=self.scale, step=self.global_step, n=self.hparams.log_images)
+
+    # ------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["sr_lit"] = {"best": dict(self.best), "guard": self.guard.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("sr_lit", {})
+        self.best = dict(state.get("best", {}))
+        if "guard" in state:
+            self.guard.load_state_dict(state["guard"])
+        # torch.compile prefixes keys with `_orig_mod.`; accept checkpoints written either way
+        sd = checkpoint.get("state_dict", {})
+        if any("._orig_mod." in k for k in sd):
+            checkpoint["state_dict"] = {k.replace("._orig_mod.", "."): v for k, v in sd.items()}
+
+    def load_init_weights(self, path: str) -> list[str]:
+        """Fine-tuning (x2 -> x3/x4): load every tensor whose name and shape match; return the skipped keys."""
+        from sr_lit.models.loading import load_state_dict_any
+
+        src = load_state_dict_any(path)
+        own = self.net.state_dict()
+        loaded, skipped = {}, []
+        for k, v in src.items():
+            if k in own and own[k].shape == v.shape:
+                loaded[k] = v
+            else:
+                skipped.append(k)
+        missing = [k for k in own if k not in loaded]
+        if not loaded:
+            raise ValueError(f"init_from={path}: no tensor matches this model (is it the same architecture?)")
+        self.net.load_state_dict(loaded, strict=False)
+        rank_zero_info(
+            f"init_from={path}: loaded {len(loaded)} tensors; skipped {len(skipped)} from the checkpoint "
+            f"({', '.join(skipped[:8])}{' ...' if len(skipped) > 8 else ''}); "
+            f"{len(missing)} tensors of this model keep their initialisation "
+            f"({', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''})"
+        )
+        return skipped

@@ -1,0 +1,1 @@
+"""Small shared utilities (config resolvers, rank-zero logging, run naming)."""

@@ -1,0 +1,130 @@
+"""sr-upscale: folders in, same-named x-scale PNGs out; tiling exactness; one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_lit.cli.upscale import main
+from tests.inference._models import tiny_model
+
+
+def _png(path: Path, h: int, w: int, gray: bool = False, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (h, w) if gray else (h, w, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(a).save(path)
+    return path
+
+
+def _read(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Lightning-style checkpoint of a random-weight edsr_tiny x2 (as SRModule writes it)."""
+    model, spec = tiny_model(2)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_x2.ckpt"
+    state = {f"net.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "hyper_parameters": {"model_spec": spec}}, path)
+    return path
+
+
+@pytest.fixture()
+def images(tmp_path: Path) -> Path:
+    d = tmp_path / "in"
+    _png(d / "a.png", 21, 34)
+    _png(d / "b.jpg", 16, 17, seed=1)  # any extension in, PNG out
+    _png(d / "g.png", 13, 10, gray=True, seed=2)
+    (d / "readme.txt").write_text("not an image: ignored inside folders")
+    return d
+
+
+def test_folder_in_pngs_out_bicubic_equals_bicubic_upscale(images: Path, tmp_path: Path) -> None:
+    from sr_lit.data.imresize import bicubic_upscale
+    from sr_lit.data.io import read_image
+
+    out = tmp_path / "out"
+    assert main([str(images), "--out", str(out), "--baseline", "bicubic", "--scale", "2", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "g.png"]
+    for name in ("a", "b"):
+        src = next(images.glob(f"{name}.*"))
+        lr = read_image(src)
+        sr = read_image(out / f"{name}.png")
+        assert sr.shape == (3, lr.shape[1] * 2, lr.shape[2] * 2)
+        assert torch.equal(sr, bicubic_upscale(lr, 2))
+    gray = read_image(out / "g.png")
+    assert gray.shape == (1, 26, 20)  # grayscale in -> grayscale out
+    assert torch.equal(gray, bicubic_upscale(read_image(images / "g.png"), 2))
+
+
+def test_checkpoint_tiled_equals_untiled(images: Path, tmp_path: Path, tiny_ckpt: Path) -> None:
+    whole, tiled = tmp_path / "whole", tmp_path / "tiled"
+    args = [str(images / "a.png"), str(images / "g.png"), "--ckpt", str(tiny_ckpt), "-q", "--tile", "0"]
+    assert main([*args, "--out", str(whole)]) == 0
+    args[-1] = "9"  # tile 9 divides neither 21 nor 34; overlap = receptive margin by default
+    assert main([*args, "--out", str(tiled)]) == 0
+    for name in ("a.png", "g.png"):
+        a, b = _read(whole / name), _read(tiled / name)
+        assert a.shape[:2] == (42, 68) if name == "a.png" else (26, 20)
+        diff = int(np.abs(a - b).max())
+        print(f"{name}: tiled vs whole max diff {diff} gray levels")
+        assert diff <= 1
+
+
+def test_self_ensemble_and_safetensors(images: Path, tmp_path: Path) -> None:
+    from sr_lit.models.loading import save_safetensors
+
+    model, spec = tiny_model(2)
+    st = save_safetensors(model, spec, tmp_path / "m.safetensors")
+    out = tmp_path / "out"
+    assert main([str(images / "b.jpg"), "--out", str(out), "--ckpt", str(st), "--self-ensemble", "-q"]) == 0
+    assert _read(out / "b.png").shape == (32, 34, 3)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("sr-upscale", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "sr_lit.cli.upscale"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_errors_exit_2_with_one_line_naming_the_problem(images: Path, tmp_path: Path, tiny_ckpt: Path) -> None:
+    out = str(tmp_path / "out")
+    cases = [
+        ([str(tmp_path / "missing.png"), "--out", out, "--baseline", "bicubic", "--scale", "2"], "missing.png"),
+        ([str(images / "readme.txt"), "--out", out, "--baseline", "bicubic", "--scale", "2"], "readme.txt"),
+        ([str(images), "--out", out, "--baseline", "bicubic"], "--scale"),
+        ([str(images), "--out", out, "--ckpt", str(tmp_path / "nope.ckpt")], "nope.ckpt"),
+        ([str(images), "--out", out, "--ckpt", str(images / "a.png")], "a.png"),
+        ([str(images), "--out", out, "--ckpt", str(tiny_ckpt), "--scale", "4"], "--scale 4"),
+        ([str(images), "--out", str(images), "--baseline", "bicubic", "--scale", "2"], "overwrite"),
+        ([str(tmp_path / "empty_dir"), "--out", out, "--baseline", "bicubic", "--scale", "2"], "empty_dir"),
+    ]
+    (tmp_path / "empty_dir").mkdir()
+    for argv, needle in cases:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2, argv
+    # through the installed console script: one line on stderr, no traceback
+    for argv, needle in (cases[0], cases[3]):
+        r = _cli(*argv)
+        assert r.returncode == 2, r.stderr
+        assert needle in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not Path(out).exists()  # nothing written before the inputs were checked
+
+
+def test_error_messages_in_process(images: Path, tmp_path: Path, tiny_ckpt: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main([str(images), "--out", str(tmp_path / "o"), "--ckpt", str(tiny_ckpt), "--scale", "3"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sr-upscale: error:") and "--scale 3" in err and tiny_ckpt.name in err

@@ -1,0 +1,36 @@
+"""Samplers: unpadded evaluation shards, epoch-keyed training indices."""
+
+from __future__ import annotations
+
+import pytest
+
+from sr_lit.data.samplers import EpochKeyedSampler, UnrepeatedDistributedSampler
+
+
+def test_unrepeated_world2_over5() -> None:
+    data = list(range(5))
+    shards = [list(UnrepeatedDistributedSampler(data, num_replicas=2, rank=r)) for r in range(2)]
+    assert shards == [[0, 2, 4], [1, 3]]
+    assert [len(UnrepeatedDistributedSampler(data, 2, r)) for r in range(2)] == [3, 2]
+    assert sorted(shards[0] + shards[1]) == data
+
+
+def test_unrepeated_more_ranks_than_items() -> None:
+    shards = [list(UnrepeatedDistributedSampler([0, 1], 4, r)) for r in range(4)]
+    assert shards == [[0], [1], [], []]
+    with pytest.raises(ValueError):
+        UnrepeatedDistributedSampler([0], 2, 2)
+
+
+def test_epoch_keyed_sampler() -> None:
+    data = list(range(10))
+    s = EpochKeyedSampler(data, num_replicas=1, rank=0, seed=1)
+    e0 = list(s)
+    assert all(k[0] == 0 for k in e0) and sorted(k[1] for k in e0) == data
+    s.set_epoch(3)
+    e3 = list(s)
+    assert all(k[0] == 3 for k in e3) and [k[1] for k in e3] != [k[1] for k in e0]
+    # sharded: equal lengths (padded like DistributedSampler), together cover everything
+    shards = [list(EpochKeyedSampler(list(range(5)), 2, r, seed=1)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 3
+    assert {k[1] for k in shards[0] + shards[1]} == set(range(5))

@@ -1,0 +1,91 @@
+"""sr-train end to end on the real configs: fast_dev_run, a short fit's run directory, resume, the loss guard."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from sr_lit.cli.train import UserError, preflight, train
+
+
+def _state(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_fast_dev_run_composes_and_runs(compose_train):
+    cfg = compose_train("debug=fdr", "attention=mmca", "hpf=dynamic")
+    metrics = train(cfg)
+    assert metrics["global_step"] == 1
+
+
+def test_short_fit_writes_run_dir_and_metrics(compose_train, tmp_path):
+    run = tmp_path / "run"
+    cfg = compose_train("trainer.max_steps=3", "attention=ca", "hpf=dynamic", "logger=csv", run_dir=run)
+    metrics = train(cfg)
+    assert (run / "config_resolved.yaml").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    best = [p for p in (run / "checkpoints").glob("best-*.ckpt")]
+    assert len(best) == 1, list((run / "checkpoints").iterdir())
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk["global_step"] == 3
+    first = cfg.data.val_sets[0] if cfg.data.get("val_sets") else None
+    keys = [k for k in on_disk if k.startswith("val/") and k.endswith("/psnr_y") and k != "val/psnr_y"]
+    assert keys, on_disk
+    if first is not None and f"val/{first}/psnr_y" in on_disk:
+        assert on_disk["val/psnr_y"] == on_disk[f"val/{first}/psnr_y"]
+    assert math.isfinite(on_disk["val/psnr_y"]) and on_disk["val/psnr_y"] > 5
+    assert metrics["val/psnr_y"] == on_disk["val/psnr_y"]
+    # the checkpoint carries what the eval tools need to rebuild the model without Hydra
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["hyper_parameters"]["model_spec"]["backbone"]["n_feats"] == 32
+    assert all(k.startswith("net.") for k in ckpt["state_dict"])
+
+
+def test_resume_gives_the_same_weights(compose_train, tmp_path):
+    common = ["attention=mmca", "hpf=dynamic", "trainer.max_steps=-1", "data.repeat=1", "final_eval=false"]
+    straight = tmp_path / "straight"
+    train(compose_train(*common, "trainer.max_epochs=2", run_dir=straight))
+    split = tmp_path / "split"
+    train(compose_train(*common, "trainer.max_epochs=1", run_dir=split))
+    train(compose_train(*common, "trainer.max_epochs=2", "ckpt_path=last", run_dir=split))
+    a = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(split / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"] > 0
+    for key in ("state_dict", "current_model_state"):  # EMA (evaluation) weights and the raw weights
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            torch.testing.assert_close(a[key][k], b[key][k], atol=1e-6, rtol=0, msg=f"{key}/{k}")
+    assert a["sr_lit"]["best"] == pytest.approx(b["sr_lit"]["best"])
+
+
+def test_nan_losses_are_skipped_then_the_run_stops_with_a_checkpoint(compose_train, tmp_path, monkeypatch):
+    import sr_lit.lit.module as module_lib
+
+    calls = {"n": 0}
+
+    def flaky_l1(sr, hr):
+        calls["n"] += 1
+        loss = torch.nn.functional.l1_loss(sr, hr)
+        return loss * float("nan") if calls["n"] >= 3 else loss
+
+    monkeypatch.setitem(module_lib.LOSSES, "l1", flaky_l1)
+    run = tmp_path / "run"
+    cfg = compose_train("trainer.max_steps=20", "module.guard.max_consecutive=3", "callbacks.ema=null", run_dir=run)
+    with pytest.raises(module_lib.NonFiniteLossError, match="before_fault.ckpt"):
+        train(cfg)
+    ckpt = torch.load(run / "checkpoints" / "before_fault.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["sr_lit"]["guard"]["total_skipped"] == 3
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("scale=5", "scale=5"), ("ckpt_path=/nonexistent.ckpt", "no such checkpoint"), ("init_from=/x.ckpt", "init_from")],
+)
+def test_preflight_rejects_bad_config(compose_train, override, message):
+    with pytest.raises(UserError, match=message):
+        preflight(compose_train(override))
