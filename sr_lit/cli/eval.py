@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -72,52 +71,55 @@ def _build_upscaler(cfg: DictConfig, ckpt: str | None):
         raise CliError(str(e)) from None
 
 
-def _build_datasets(cfg: DictConfig, scale: int) -> dict:
-    from sr_lit.data.datasets import build_eval_datasets
-
+def _data_source(cfg: DictConfig) -> dict[str, Any]:
+    """build_eval_datasets arguments from the config; missing folders fail here, before the model loads."""
     data = cfg.get("data") or {}
     hr_dir = cfg.get("hr_dir")
     if hr_dir:  # any folder of HR images, LR made on the fly; independent of the data group's layout
         kind, sets, root = "folder", None, str(hr_dir)
     else:
-        kind = str(data.get("kind", "benchmark"))
+        root = data.get("root", None)
+        # data=folder data.root=DIR: any folder of HR images
+        kind = "folder" if root is not None else str(data.get("kind", "benchmark"))
         sets = data.get("sets", None) or data.get("test_sets", None)
         sets = OmegaConf.to_container(sets, resolve=True) if OmegaConf.is_config(sets) else sets
-        root = data.get("root", None)
+        root = OmegaConf.to_container(root, resolve=True) if OmegaConf.is_config(root) else root
     data_dir = cfg.paths.get("data_dir") if cfg.get("paths") else None
     # The commonest mistake gets the most specific message.
     if kind == "benchmark" and root is None and (data_dir is None or not Path(str(data_dir)).is_dir()):
         raise CliError(f"data directory not found: {data_dir} (set paths.data_dir=DIR or $SR_DATA_DIR)")
-    if kind == "folder" and root is not None and not Path(str(root)).is_dir():
-        raise CliError(f"HR image folder not found: {root}")
+    if root is not None and not Path(str(root)).is_dir():
+        raise CliError(f"image folder not found: {root}")
+    return dict(
+        sets=sets,
+        data_dir=data_dir,
+        lr_border=str(data.get("lr_border", "symmetric")),
+        kind=kind,
+        root=root,
+        use_official_lr=bool(data.get("use_official_lr", True)),
+    )
+
+
+def _build_datasets(source: dict[str, Any], scale: int) -> dict:
+    from sr_lit.data.datasets import build_eval_datasets
+
     try:
-        return build_eval_datasets(
-            sets,
-            scale,
-            data_dir,
-            lr_border=str(data.get("lr_border", "symmetric")),
-            kind=kind,
-            root=root,
-            use_official_lr=bool(data.get("use_official_lr", True)),
-            cache="none",  # one pass: do not hold every image in memory
-        )
+        return build_eval_datasets(scale=scale, cache="none", **source)  # one pass: hold no image cache
     except (FileNotFoundError, ValueError, OSError) as e:
         raise CliError(str(e)) from None
 
 
 def evaluate(cfg: DictConfig) -> dict:
     """Run the evaluation described by ``cfg``; returns the JSON-able result."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from sr_lit.metrics.sr_metrics import SRMetrics
+    from sr_lit.inference.evaluate import evaluate_datasets
 
     ckpt, _ = _source(cfg)
     if ckpt is not None and not Path(ckpt).is_file():
         raise CliError(f"ckpt_path not found: {ckpt}")
+    source = _data_source(cfg)
     upscaler = _build_upscaler(cfg, ckpt)
     scale = upscaler.scale
-    datasets = _build_datasets(cfg, scale)
+    datasets = _build_datasets(source, scale)
     progress = bool(cfg.get("progress", True))
 
     result: dict[str, Any] = {
@@ -130,28 +132,10 @@ def evaluate(cfg: DictConfig) -> dict:
         "sets": {},
     }
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        for set_name, ds in datasets.items():
-            metric = SRMetrics(scale, keep_per_image=True)
-            names = []
-            for i in tqdm(range(len(ds)), desc=f"{set_name} x{scale}", unit="img", disable=not progress):
-                item = ds[i]
-                sr = upscaler(item["lr"])
-                hr = item["hr"]
-                if sr.shape[-2:] != hr.shape[-2:]:
-                    raise CliError(f"{set_name}/{item['name']}: SR {tuple(sr.shape[-2:])} != HR {tuple(hr.shape[-2:])}")
-                metric.update(sr[None], hr[None])
-                names.append(str(item["name"]))
-            scores = metric.compute()
-            psnr, ssim = metric.per_image()
-            result["sets"][set_name] = {
-                "psnr_y": float(scores["psnr_y"]),
-                "ssim_y": float(scores["ssim_y"]),
-                "n_images": int(scores["n_images"]),
-                "per_image": {
-                    n: {"psnr_y": float(p), "ssim_y": float(s)} for n, p, s in zip(names, psnr.tolist(), ssim.tolist())
-                },
-            }
+    try:
+        result["sets"] = evaluate_datasets(upscaler, datasets, scale=scale, progress=progress)
+    except ValueError as e:
+        raise CliError(str(e)) from None
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
@@ -160,7 +144,9 @@ def print_table(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    title = f"{Path(result['model']).name} x{result['scale']}" + (" (+ self-ensemble)" if result["self_ensemble"] else "")
+    title = f"{Path(result['model']).name} x{result['scale']}" + (
+        " (+ self-ensemble)" if result["self_ensemble"] else ""
+    )
     table = Table(title=title)
     for col, just in (("set", "left"), ("n", "right"), ("PSNR-Y", "right"), ("SSIM-Y", "right")):
         table.add_column(col, justify=just)

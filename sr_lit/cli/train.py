@@ -1,9 +1,9 @@
 """`sr-train`: the Hydra entry point. `train(cfg)` returns a metric dict; the Hydra main returns the optimised float.
 
-    sr-train backbone=rcan attention=mmca hpf=dynamic scale=4 data=div2k trainer=ddp trainer.devices=8
-    sr-train experiment=quickstart                         # what `make train` runs
-    sr-train hydra.run.dir=outputs/run1 ckpt_path=last     # resume a run
-    sr-train -m --config-dir conf_sweeps +sweep=ablation_modules
+sr-train backbone=rcan attention=mmca hpf=dynamic scale=4 data=div2k trainer=ddp trainer.devices=8
+sr-train experiment=quickstart                         # what `make train` runs
+sr-train hydra.run.dir=outputs/run1 ckpt_path=last     # resume a run
+sr-train -m --config-dir conf_sweeps +sweep=ablation_modules
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ def instantiate_loggers(cfg: DictConfig, run_dir: Path, identity: dict[str, Any]
                 "name": node.get("name") or identity["name"],
                 "group": node.get("group") or identity["group"],
                 "tags": list(node.get("tags") or identity["tags"]),
-                "offline": node.get("offline") if node.get("offline") is not None else wandb_should_be_offline(),
+                "offline": node.get("offline")
+                if node.get("offline") is not None
+                else wandb_should_be_offline(),
                 "config": OmegaConf.to_container(cfg, resolve=True),
             }
             # resume re-attaches the same W&B run: the id lives beside the checkpoints of the run
@@ -130,7 +132,9 @@ def instantiate_loggers(cfg: DictConfig, run_dir: Path, identity: dict[str, Any]
             if id_file.is_file():
                 overrides["id"] = id_file.read_text().strip()
                 overrides["resume"] = "allow"
-            logger = hydra.utils.instantiate(node, **overrides)
+            # `config` would collide with instantiate()'s own first parameter: pass it to the partial
+            run_config = overrides.pop("config")
+            logger = hydra.utils.instantiate(node, _partial_=True, **overrides)(config=run_config)
             if rank_zero_only.rank == 0:
                 (run_dir / "wandb_run_id.txt").write_text(str(logger.version))
             loggers.append(logger)
@@ -184,6 +188,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "tags": identity["tags"],
     }
     metrics.update({f"best/{k}": v for k, v in module.best.items()})
+    # the last in-loop validation (sharded across ranks under DDP), kept beside the final single-process scores
+    in_loop = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    if trainer.world_size > 1:
+        metrics["ddp_in_loop"] = in_loop
     ckpt_cb = trainer.checkpoint_callback
     last = Path(ckpt_cb.dirpath) / "last.ckpt" if ckpt_cb is not None and ckpt_cb.dirpath else None
     if cfg.get("final_eval", True) and last is not None and last.is_file() and trainer.is_global_zero:
@@ -192,7 +200,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if ckpt_cb.best_model_path:
             metrics["best_ckpt"] = str(ckpt_cb.best_model_path)
     else:
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+        metrics.update(in_loop)
 
     if trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -204,13 +212,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def final_evaluation(ckpt: Path, datamodule: Any) -> dict[str, float]:
-    """Score what `ckpt` holds for evaluation (EMA when on) with the same code as `sr-eval`."""
+    """Score what `ckpt` holds for evaluation (EMA when on) with the code and defaults of `sr-eval`."""
     from sr_lit.inference.evaluate import evaluate_datasets
+    from sr_lit.inference.predictor import Upscaler
     from sr_lit.models.loading import load_model
 
     model, spec = load_model(ckpt)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    results = evaluate_datasets(model.to(device), datamodule.val_datasets, scale=int(spec["scale"]), device=device)
+    if getattr(datamodule, "val_datasets", None) is None:
+        datamodule.setup("validate")  # ddp_spawn: the datasets were built in the worker processes only
+    # sr-eval's defaults (configs/eval.yaml): whole images up to 1 MP LR, tiled above
+    upscaler = Upscaler(model, spec=spec, device="auto", max_pixels=1048576)
+    results = evaluate_datasets(upscaler, datamodule.val_datasets, scale=int(spec["scale"]))
     out: dict[str, float] = {}
     for i, (name, r) in enumerate(results.items()):
         for key in ("psnr_y", "ssim_y", "n_images"):

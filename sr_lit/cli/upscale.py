@@ -44,9 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", type=Path, metavar="CKPT", help="Lightning .ckpt or exported .safetensors")
     src.add_argument("--baseline", choices=["bicubic"], help="no model: MATLAB bicubic (needs --scale)")
-    p.add_argument("--scale", type=int, choices=[2, 3, 4], help="upscaling factor (default: the checkpoint's)")
     p.add_argument(
-        "--tile", type=int, metavar="N", help="LR tile side in px (default: automatic above --max-pixels; 0: never)"
+        "--scale", type=int, choices=[2, 3, 4], help="upscaling factor (default: the checkpoint's)"
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        metavar="N",
+        help="LR tile side in px (default: automatic above --max-pixels; 0: never)",
     )
     p.add_argument(
         "--overlap",
@@ -132,7 +137,9 @@ def build_upscaler(args: argparse.Namespace):
         except CheckpointError as e:
             raise CliError(f"--ckpt {e}") from None
         if args.scale is not None and args.scale != int(spec["scale"]):
-            raise CliError(f"--scale {args.scale} disagrees with --ckpt {args.ckpt}, a x{spec['scale']} model")
+            raise CliError(
+                f"--scale {args.scale} disagrees with --ckpt {args.ckpt}, a x{spec['scale']} model"
+            )
         return Upscaler(model, spec=spec, name=str(args.ckpt), **common)
     except ValueError as e:  # unknown/unavailable device
         raise CliError(str(e)) from None

@@ -64,6 +64,8 @@ class SRDataModule(pl.LightningDataModule):
         too_small: "error" | "skip": training images smaller than the HR patch (T91 at x3/x4).
         seed: seeds the shuffle and the per-item patch RNG.
         sets: evaluation sets read by ``sr-eval`` (``data.sets``); default for test_sets.
+        root: ``data=folder``: the folder (or list of folders) of HR images; the training source's root
+            (``train.root`` refers to it) and the folder ``sr-eval data=folder`` scores.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class SRDataModule(pl.LightningDataModule):
         too_small: str = "error",
         seed: int = 0,
         sets: Sequence[str | Mapping] | None = None,
+        root: str | os.PathLike | Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if val_fallback not in ("sample", "error"):

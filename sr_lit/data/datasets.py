@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 CACHE_MODES = ("memory", "disk", "none")
+# Bump when what is stored changes (decoding, make_lr): old .npy files are then simply not found.
+_DISK_CACHE_VERSION = 1
 
 
 class DataFaultError(ValueError):
@@ -171,7 +173,7 @@ def _check_one(
         return _Entry(pair.name, Path(pair.hr_path), hit[0], hit[1], lr_path=pair.lr_path)  # type: ignore[arg-type]
     if mode == "disk":
         assert cache_dir is not None
-        digest = hashlib.sha1(repr(key).encode()).hexdigest()[:24]
+        digest = hashlib.sha1(repr((_DISK_CACHE_VERSION, key)).encode()).hexdigest()[:24]
         hr_npy, lr_npy = cache_dir / f"{digest}_hr.npy", cache_dir / f"{digest}_lr.npy"
         if hr_npy.is_file() and lr_npy.is_file():
             try:

@@ -14,7 +14,8 @@ UpscaleFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def as_upscale_fn(model: nn.Module | UpscaleFn, device: str | torch.device = "cpu") -> UpscaleFn:
-    """A network (N,3,h,w)->(N,3,sh,sw) becomes a function of one (3,h,w) image in [0,1]."""
+    """A network (N,3,h,w)->(N,3,sh,sw) becomes a function of one (3,h,w) image in [0,1]; an `Upscaler`
+    (tiling, self-ensemble, bicubic baseline) already is one."""
     if not isinstance(model, nn.Module):
         return model
     model.eval()
@@ -32,21 +33,40 @@ def evaluate_datasets(
     scale: int,
     device: str | torch.device = "cpu",
     progress: bool = False,
-) -> dict[str, dict[str, float]]:
-    """Y-PSNR/SSIM per set, one image at a time (whole images: sizes differ). Returns {set: {psnr_y, ssim_y, n_images}}."""
+) -> dict[str, dict[str, Any]]:
+    """Y-PSNR/SSIM per set, one whole image at a time (sizes differ), SPEC 1.5 protocol via SRMetrics.
+
+    Returns {set: {psnr_y, ssim_y, n_images, per_image: {name: {psnr_y, ssim_y}}}}.
+    """
     upscale = as_upscale_fn(model, device)
-    results: dict[str, dict[str, float]] = {}
-    for name, dataset in datasets.items():
-        metric = SRMetrics(scale=scale)
+    results: dict[str, dict[str, Any]] = {}
+    for set_name, dataset in datasets.items():
+        metric = SRMetrics(scale=scale, keep_per_image=True)
+        names: list[str] = []
         items = range(len(dataset))
         if progress:
             from tqdm.auto import tqdm
 
-            items = tqdm(items, desc=name, unit="img", leave=False)
+            items = tqdm(items, desc=f"{set_name} x{scale}", unit="img")
         for i in items:
             item = dataset[i]
             sr = upscale(item["lr"]).float().clamp(0, 1).cpu()
-            metric.update(sr[None], item["hr"][None].float())
-        values = metric.compute()
-        results[name] = {k: float(v) for k, v in values.items()}
+            hr = item["hr"].float()
+            if sr.shape[-2:] != hr.shape[-2:]:
+                raise ValueError(
+                    f"{set_name}/{item['name']}: SR {tuple(sr.shape[-2:])} != HR {tuple(hr.shape[-2:])}"
+                )
+            metric.update(sr[None], hr[None])
+            names.append(str(item["name"]))
+        scores = metric.compute()
+        psnr, ssim = metric.per_image()
+        results[set_name] = {
+            "psnr_y": float(scores["psnr_y"]),
+            "ssim_y": float(scores["ssim_y"]),
+            "n_images": int(scores["n_images"]),
+            "per_image": {
+                n: {"psnr_y": float(p), "ssim_y": float(s)}
+                for n, p, s in zip(names, psnr.tolist(), ssim.tolist())
+            },
+        }
     return results

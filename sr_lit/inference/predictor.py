@@ -62,7 +62,8 @@ class Upscaler:
 
     tile: LR tile side (None: automatic above ``max_pixels`` LR pixels, 0: never tile).
     overlap: LR context per tile side (None: the model's receptive margin, capped at MAX_AUTO_OVERLAP).
-    feather: blend tile overlaps (None: only for models with global attention, which cannot tile exactly).
+    feather: cross-fade tiles over ``overlap`` px (None: only for models with global attention, which
+    cannot tile exactly; a hard cut is exact for local models).
     """
 
     def __init__(
@@ -140,7 +141,7 @@ class Upscaler:
             tile,
             self.overlap,
             self.scale,
-            feather=self.feather,
+            feather=self.overlap if self.feather else 0,
             device=self.device,
             progress=self.progress,
         )

@@ -3,8 +3,8 @@
 Each tile is run with ``overlap`` LR pixels of real image context on every side and only its centre
 is kept. When ``overlap >= model.receptive_margin`` the centre never sees the tile border, so for
 purely local models (EDSR/RCAN convs, HPF) the result equals the whole-image forward up to float
-noise. Global units (FCA/MMCA pool over the whole input) can never be exact; ``feather=True``
-blends the overlapping outputs linearly so that their tile-to-tile differences leave no visible seams.
+noise. Global units (CA/FCA/MMCA pool over the whole input) can never be exact; ``feather=N``
+cross-fades neighbouring tiles over N px so that their differences leave no visible seams.
 """
 
 from __future__ import annotations
@@ -46,18 +46,24 @@ def model_device(model: Callable, default: torch.device | str = "cpu") -> torch.
     return torch.device(default)
 
 
-def _ramp(length: int, ramp_lo: int, ramp_hi: int) -> torch.Tensor:
-    """1 in the middle, linear towards 0 over ``ramp_*`` px at each end; 0-ramps keep a hard edge.
+def _blend_weights(p0: int, p1: int, c0: int, c1: int, n: int, half: float, s: int) -> torch.Tensor:
+    """1-D blend weights over the patch [p0, p1) (LR) whose core is [c0, c1), at HR resolution.
 
-    Pixel centres are used, so two facing ramps of equal length sum to exactly 1 (partition of unity).
+    At each core edge shared with a neighbour the weight ramps linearly from 0 to 1 over
+    [edge - hw, edge + hw], hw = min(half, edge, n - edge) LR px: the neighbour computes the same hw,
+    so the two ramps sum to exactly 1 (pixel centres). Image borders keep a hard edge (weight 1).
     """
-    pos = torch.arange(length, dtype=torch.float32) + 0.5
-    w = torch.ones(length)
-    if ramp_lo > 0:
-        w = torch.minimum(w, pos / ramp_lo)
-    if ramp_hi > 0:
-        w = torch.minimum(w, (length - pos) / ramp_hi)
-    return w.clamp_min(1e-6)  # never 0: the accumulated weight divides the output
+    pos = torch.arange(p0 * s, p1 * s, dtype=torch.float64) + 0.5
+    w = torch.ones_like(pos)
+    if c0 > 0:
+        hw = min(half, c0, n - c0) * s
+        if hw > 0:
+            w = torch.minimum(w, ((pos - c0 * s + hw) / (2 * hw)).clamp(0, 1))
+    if c1 < n:
+        hw = min(half, c1, n - c1) * s
+        if hw > 0:
+            w = torch.minimum(w, ((c1 * s - pos + hw) / (2 * hw)).clamp(0, 1))
+    return w.float()
 
 
 @torch.inference_mode()
@@ -68,7 +74,7 @@ def tiled_forward(
     overlap: int,
     scale: int,
     *,
-    feather: bool = False,
+    feather: int = 0,
     device: torch.device | str | None = None,
     out_device: torch.device | str = "cpu",
     progress: bool = False,
@@ -77,6 +83,8 @@ def tiled_forward(
 
     Tiles go one at a time to ``device`` (default: the model's), their outputs are gathered on
     ``out_device`` (CPU by default), so peak accelerator memory is one tile's activations.
+    feather: width (LR px, at most 2 * overlap) of a linear cross-fade centred on each tile edge; 0 cuts
+    hard. Still exact for local models when ``overlap - feather / 2 >= receptive margin``.
     """
     squeeze = lr.ndim == 3
     x = lr.unsqueeze(0) if squeeze else lr
@@ -84,6 +92,8 @@ def tiled_forward(
         raise ValueError(f"lr must be (N, C, H, W) or (C, H, W), got shape {tuple(lr.shape)}")
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
+    if not 0 <= feather <= 2 * overlap:
+        raise ValueError(f"feather must be in [0, 2 * overlap] = [0, {2 * overlap}], got {feather}")
     n, _, h, w = x.shape
     s = int(scale)
     dev = torch.device(device) if device is not None else model_device(model, x.device)
@@ -110,10 +120,9 @@ def tiled_forward(
             if out is None:
                 out = torch.zeros(n, o.shape[1], h * s, w * s, device=out_device)
             if feather:
-                # Ramp over the shared context (2*overlap) on sides that face another tile.
-                wy = _ramp(o.shape[-2], 2 * (y0 - py0) * s, 2 * (py1 - y1) * s).to(out_device)
-                wx = _ramp(o.shape[-1], 2 * (x0 - px0) * s, 2 * (px1 - x1) * s).to(out_device)
-                wgt = wy[:, None] * wx[None, :]
+                wy = _blend_weights(py0, py1, y0, y1, h, feather / 2, s)
+                wx = _blend_weights(px0, px1, x0, x1, w, feather / 2, s)
+                wgt = (wy[:, None] * wx[None, :]).to(out_device)
                 out[:, :, py0 * s : py1 * s, px0 * s : px1 * s] += o * wgt
                 wsum[:, :, py0 * s : py1 * s, px0 * s : px1 * s] += wgt
             else:
@@ -128,5 +137,5 @@ def tiled_forward(
         bar.close()
     assert out is not None
     if feather:
-        out /= wsum
+        out /= wsum.clamp_min(1e-12)  # sums to 1 by construction; the clamp only guards rounding
     return out[0] if squeeze else out

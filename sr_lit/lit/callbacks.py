@@ -42,10 +42,15 @@ class PreemptionCheckpoint(pl.Callback):
     `on_exception`; only global rank 0 writes, without a barrier (other ranks may already be gone).
     """
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-        if not isinstance(exception, SIGTERMException | KeyboardInterrupt) or trainer.checkpoint_callback is None:
+        if (
+            not isinstance(exception, SIGTERMException | KeyboardInterrupt)
+            or trainer.checkpoint_callback is None
+        ):
             return
         if not trainer.is_global_zero or trainer.state.stage != "train":
             return
@@ -55,4 +60,6 @@ class PreemptionCheckpoint(pl.Callback):
         path = Path(dirpath) / "last.ckpt"
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
-        rank_zero_info(f"{type(exception).__name__}: saved {path} at step {trainer.global_step}; resume with ckpt_path=last")
+        rank_zero_info(
+            f"{type(exception).__name__}: saved {path} at step {trainer.global_step}; resume with ckpt_path=last"
+        )

@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 
 
-def sr_crop_strip(lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, scale: int, size: int = 96) -> torch.Tensor:
+def sr_crop_strip(
+    lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, scale: int, size: int = 96
+) -> torch.Tensor:
     """One (3, size, 3*size) strip: nearest-upscaled LR | SR | HR, centre crops of the first image in the batch."""
     if hr.shape[1] == 1:
         hr = hr.expand(-1, 3, -1, -1)
@@ -20,11 +22,19 @@ def sr_crop_strip(lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, scale: i
     crop = (slice(top, top + size), slice(left, left + size))
     lr_crop = lr[0, :, top // scale : (top + size) // scale, left // scale : (left + size) // scale]
     lr_up = F.interpolate(lr_crop[None], scale_factor=scale, mode="nearest")[0]
-    return torch.cat([lr_up, sr[0][:, crop[0], crop[1]], hr[0][:, crop[0], crop[1]]], dim=-1).clamp(0, 1).cpu()
+    return (
+        torch.cat([lr_up, sr[0][:, crop[0], crop[1]], hr[0][:, crop[0], crop[1]]], dim=-1).clamp(0, 1).cpu()
+    )
 
 
 def log_sr_crops(
-    loggers: Sequence[Any], lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, scale: int, step: int, n: int
+    loggers: Sequence[Any],
+    lr: torch.Tensor,
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    scale: int,
+    step: int,
+    n: int,
 ) -> None:
     if n <= 0 or not loggers:
         return

@@ -7,6 +7,7 @@ checkpoint's hyper-parameters so `sr-eval`, `sr-upscale` and `sr-export` rebuild
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,10 @@ from sr_lit.lit.guard import LossGuard
 from sr_lit.lit.schedules import build_scheduler
 from sr_lit.metrics.sr_metrics import SRMetrics
 from sr_lit.models.registry import build_model
+
+# Our epoch-level validation values are already global (torchmetrics sums per-image states over ranks), so
+# Lightning's advice to add sync_dist=True (a mean of per-rank means: wrong with uneven shards) does not apply.
+warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -84,7 +89,9 @@ class SRModule(pl.LightningModule):
         self.scale = int(model_spec["scale"])
         self.loss_fn = LOSSES[loss]
         # the paper's L1 is computed on [0, rgb_range] pixels; our tensors are [0, 1]
-        self.loss_scale = float(loss_scale if loss_scale is not None else model_spec["backbone"].get("rgb_range", 1))
+        self.loss_scale = float(
+            loss_scale if loss_scale is not None else model_spec["backbone"].get("rgb_range", 1)
+        )
         self.guard = LossGuard(**guard)
         self.val_set_names: list[str] = []
         self.val_metrics = nn.ModuleList()
@@ -111,10 +118,14 @@ class SRModule(pl.LightningModule):
         loss = self.loss_fn(sr * self.loss_scale, batch["hr"] * self.loss_scale)
         # decided here, acted on in optimizer_step (synchronised across ranks there)
         self._skip_this_step = self.guard.is_bad(loss.detach())
-        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=sr.shape[0])
+        self.log(
+            "train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=sr.shape[0]
+        )
         return loss
 
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
         # Run forward+backward ourselves, then decide to step. All ranks reach this point every step, so the
         # all-reduced skip decision cannot hang DDP (returning None from training_step would).
         loss = optimizer_closure()
@@ -199,8 +210,16 @@ class SRModule(pl.LightningModule):
                     self.log(f"{tag}_best", self.best[tag], sync_dist=False, add_dataloader_idx=False)
                 if i == 0:
                     # the checkpoint/sweep metric: the first validation set
-                    self.log(f"val/{key}", value, prog_bar=key == "psnr_y", sync_dist=False, add_dataloader_idx=False)
-            self.log(f"val/{name}/n_images", float(vals["n_images"]), sync_dist=False, add_dataloader_idx=False)
+                    self.log(
+                        f"val/{key}",
+                        value,
+                        prog_bar=key == "psnr_y",
+                        sync_dist=False,
+                        add_dataloader_idx=False,
+                    )
+            self.log(
+                f"val/{name}/n_images", float(vals["n_images"]), sync_dist=False, add_dataloader_idx=False
+            )
 
     test_step = validation_step
     on_test_epoch_end = on_validation_epoch_end
@@ -210,7 +229,9 @@ class SRModule(pl.LightningModule):
 
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
-        log_sr_crops(self.loggers, lr, sr, hr, scale=self.scale, step=self.global_step, n=self.hparams.log_images)
+        log_sr_crops(
+            self.loggers, lr, sr, hr, scale=self.scale, step=self.global_step, n=self.hparams.log_images
+        )
 
     # ------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

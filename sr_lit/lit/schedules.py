@@ -34,7 +34,9 @@ def lr_factor(step: int, cfg: Mapping[str, Any], total_steps: int | None, base_l
     raise ValueError(f"module.scheduler.name={name!r} is not one of {list(SCHEDULES)}")
 
 
-def build_scheduler(opt: Optimizer, cfg: Mapping[str, Any] | None, total_steps: int | None) -> LambdaLR | None:
+def build_scheduler(
+    opt: Optimizer, cfg: Mapping[str, Any] | None, total_steps: int | None
+) -> LambdaLR | None:
     cfg = dict(cfg or {})
     if cfg.get("name", "step") in (None, "none"):
         return None

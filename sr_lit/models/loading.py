@@ -74,13 +74,22 @@ def _check_spec(path: Path, spec: Any) -> dict:
     return spec
 
 
+def _unpickling_reason(e: Exception) -> str:
+    """torch's weights_only refusal is a paragraph; keep the line that says what it refused."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    detail = next((ln for ln in lines if "WeightsUnpickler error" in ln), "")
+    detail = detail.split("WeightsUnpickler error:", 1)[-1].strip()
+    return (
+        "not a checkpoint, or it holds objects that safe loading (torch.load weights_only=True) refuses"
+        + (f" ({detail})" if detail else "")
+    )
+
+
 def _read_ckpt(path: Path, map_location: Any) -> tuple[dict, dict[str, torch.Tensor]]:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        # weights_only refuses arbitrary objects (safe loading); say so instead of dumping pickle internals.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(path, f"not a loadable checkpoint with weights_only=True ({first})") from e
+        raise CheckpointError(path, _unpickling_reason(e)) from e
     except Exception as e:  # torch.load fails in many ways on non-checkpoints (IndexError, EOFError, ...)
         raise CheckpointError(path, f"not a PyTorch/Lightning checkpoint ({type(e).__name__})") from e
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
@@ -146,7 +155,7 @@ def load_state_dict_any(path: str | Path, map_location: Any = "cpu") -> dict[str
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(path, "not loadable with weights_only=True") from e
+        raise CheckpointError(path, _unpickling_reason(e)) from e
     except Exception as e:  # torch.load fails in many ways on non-checkpoints
         raise CheckpointError(path, f"not a PyTorch checkpoint ({type(e).__name__})") from e
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):

@@ -43,8 +43,13 @@ def test_bicubic_reproduces_published_rows(monkeypatch, tmp_path: Path, scale: i
     require_shared_data("Set5")
     require_shared_data("Set14")
     r = run_eval(
-        monkeypatch, tmp_path, "baseline=bicubic", f"scale={scale}", f"paths.data_dir={shared_data_dir()}",
-        "data=benchmark", "data.sets=[Set5,Set14]",
+        monkeypatch,
+        tmp_path,
+        "baseline=bicubic",
+        f"scale={scale}",
+        f"paths.data_dir={shared_data_dir()}",
+        "data=benchmark",
+        "data.sets=[Set5,Set14]",
     )
     assert r["scale"] == scale and r["model"] == "bicubic" and r["self_ensemble"] is False
     for name, (psnr, ssim) in PUBLISHED[scale].items():
@@ -67,8 +72,13 @@ def _hr_folder(root: Path) -> Path:
 def test_checkpoint_on_hr_folder(monkeypatch, tmp_path: Path) -> None:
     model, spec = tiny_model(2)
     ckpt = tmp_path / "tiny.ckpt"
-    torch.save({"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
-                "hyper_parameters": {"model_spec": spec}}, ckpt)
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"model_spec": spec},
+        },
+        ckpt,
+    )
     hr = _hr_folder(tmp_path / "hr_set")
     r = run_eval(monkeypatch, tmp_path, f"ckpt_path={ckpt}", f"hr_dir={hr}", "tile=8")
     assert r["scale"] == 2 and r["model_spec"] == spec
@@ -87,16 +97,29 @@ def _expect_error(monkeypatch, tmp_path: Path, capsys, needle: str, *overrides: 
 
 
 def test_bad_inputs_fail_before_any_work(monkeypatch, tmp_path: Path, capsys) -> None:
-    data = str(shared_data_dir())
+    data = str(tmp_path)  # exists but holds no sets
     _expect_error(monkeypatch, tmp_path, capsys, "nope_ckpt", f"ckpt_path={tmp_path / 'nope_ckpt.ckpt'}")
     _expect_error(monkeypatch, tmp_path, capsys, "scale", "baseline=bicubic")
     _expect_error(monkeypatch, tmp_path, capsys, "ckpt_path", "scale=2")
-    _expect_error(monkeypatch, tmp_path, capsys, "NoSuchSet", "baseline=bicubic", "scale=2",
-                  f"paths.data_dir={data}", "data.sets=[NoSuchSet]")
+    _expect_error(
+        monkeypatch,
+        tmp_path,
+        capsys,
+        "NoSuchSet",
+        "baseline=bicubic",
+        "scale=2",
+        f"paths.data_dir={data}",
+        "data.sets=[NoSuchSet]",
+    )
     model, spec = tiny_model(2)
     ckpt = tmp_path / "x2.ckpt"
-    torch.save({"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
-                "hyper_parameters": {"model_spec": spec}}, ckpt)
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"model_spec": spec},
+        },
+        ckpt,
+    )
     _expect_error(monkeypatch, tmp_path, capsys, "scale=4", f"ckpt_path={ckpt}", "scale=4")
 
 
@@ -105,8 +128,16 @@ def test_missing_data_dir_through_console_script(tmp_path: Path) -> None:
     cmd = [exe] if exe else [sys.executable, "-m", "sr_lit.cli.eval"]
     missing = tmp_path / "no_data_here"
     r = subprocess.run(
-        [*cmd, "baseline=bicubic", "scale=2", f"paths.data_dir={missing}", f"hydra.run.dir={tmp_path / 'run'}"],
-        capture_output=True, text=True, timeout=120,
+        [
+            *cmd,
+            "baseline=bicubic",
+            "scale=2",
+            f"paths.data_dir={missing}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode != 0
     assert str(missing) in r.stderr and "data directory not found" in r.stderr

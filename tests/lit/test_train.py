@@ -45,6 +45,41 @@ def test_short_fit_writes_run_dir_and_metrics(compose_train, tmp_path):
     assert all(k.startswith("net.") for k in ckpt["state_dict"])
 
 
+def test_sr_eval_on_last_ckpt_reproduces_metrics_json(compose_train, tmp_path):
+    """metrics.json is computed with what last.ckpt holds for evaluation (EMA on), so sr-eval gives the same."""
+    import subprocess
+    import sys
+
+    from tests._shared import require_shared_data
+
+    data_dir = require_shared_data("Set5")
+    run = tmp_path / "run"
+    cfg = compose_train("trainer.max_steps=3", "callbacks.ema.decay=0.5", "data.val_sets=[Set5]", run_dir=run)
+    train(cfg)
+    on_disk = json.loads((run / "metrics.json").read_text())
+    out = tmp_path / "eval.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "sr_lit.cli.eval",
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        "data.sets=[Set5]",
+        f"paths.data_dir={data_dir.parent}",
+        f"json_out={out}",
+        "progress=false",
+        f"hydra.run.dir={tmp_path / 'eval_run'}",
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    result = json.loads(out.read_text())["sets"]["Set5"]
+    assert result["n_images"] == on_disk["val/Set5/n_images"] == 5
+    assert result["psnr_y"] == pytest.approx(on_disk["val/Set5/psnr_y"], abs=1e-9)
+    assert result["ssim_y"] == pytest.approx(on_disk["val/Set5/ssim_y"], abs=1e-9)
+    # and EMA was really on: the evaluation weights differ from the raw weights
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    raw, ema = ckpt["current_model_state"], ckpt["state_dict"]
+    assert any(not torch.equal(raw[k], ema[k]) for k in ema if ema[k].is_floating_point())
+
+
 def test_resume_gives_the_same_weights(compose_train, tmp_path):
     common = ["attention=mmca", "hpf=dynamic", "trainer.max_steps=-1", "data.repeat=1", "final_eval=false"]
     straight = tmp_path / "straight"
@@ -74,7 +109,9 @@ def test_nan_losses_are_skipped_then_the_run_stops_with_a_checkpoint(compose_tra
 
     monkeypatch.setitem(module_lib.LOSSES, "l1", flaky_l1)
     run = tmp_path / "run"
-    cfg = compose_train("trainer.max_steps=20", "module.guard.max_consecutive=3", "callbacks.ema=null", run_dir=run)
+    cfg = compose_train(
+        "trainer.max_steps=20", "module.guard.max_consecutive=3", "callbacks.ema=null", run_dir=run
+    )
     with pytest.raises(module_lib.NonFiniteLossError, match="before_fault.ckpt"):
         train(cfg)
     ckpt = torch.load(run / "checkpoints" / "before_fault.ckpt", map_location="cpu", weights_only=True)
@@ -84,7 +121,11 @@ def test_nan_losses_are_skipped_then_the_run_stops_with_a_checkpoint(compose_tra
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("scale=5", "scale=5"), ("ckpt_path=/nonexistent.ckpt", "no such checkpoint"), ("init_from=/x.ckpt", "init_from")],
+    [
+        ("scale=5", "scale=5"),
+        ("ckpt_path=/nonexistent.ckpt", "no such checkpoint"),
+        ("init_from=/x.ckpt", "init_from"),
+    ],
 )
 def test_preflight_rejects_bad_config(compose_train, override, message):
     with pytest.raises(UserError, match=message):
