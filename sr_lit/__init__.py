@@ -1,5 +1,8 @@
 """sr_lit: Lightning + Hydra super-resolution with dynamic high-pass filtering (HPF) and MMCA."""
 
-from sr_lit.utils import config as _config  # noqa: F401  (registers the ${repo_root:} resolver)
+try:  # registers the ${repo_root:} resolver; the GPU check machine has no omegaconf, and needs none
+    from sr_lit.utils import config as _config  # noqa: F401
+except ModuleNotFoundError:  # pragma: no cover
+    pass
 
 __version__ = "0.1.0"

@@ -10,4 +10,4 @@ DIR=${DIR:-outputs/sweeps/ablation_modules_edsr_tiny_x2}
   module.optimizer.lr=1e-3 module.scheduler.name=constant module.log_images=0 \
   callbacks.ema=null final_eval=false logger=csv callbacks.progress_bar=null callbacks.model_summary=null \
   hydra.sweep.dir="$DIR"
-.venv/bin/sr-report "$DIR" --out results/ablation_modules_edsr_tiny_x2
+.venv/bin/sr-report "$DIR" --out results/ablation_modules_edsr_tiny_x2 --title ablation_modules_edsr_tiny_x2

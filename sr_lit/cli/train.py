@@ -4,6 +4,12 @@ sr-train backbone=rcan attention=mmca hpf=dynamic scale=4 data=div2k trainer=ddp
 sr-train experiment=quickstart                         # what `make train` runs
 sr-train hydra.run.dir=outputs/run1 ckpt_path=last     # resume a run
 sr-train -m --config-dir conf_sweeps +sweep=ablation_modules
+
+Exit codes of a single run: 0 done; 2 a problem the user can fix (config, data, checkpoint), printed as one
+`sr-train: error: ...` line (the traceback goes to <run dir>/error.txt); 1 a training fault (non-finite losses,
+one line too) or an unexpected error (traceback); 143 (128 + SIGTERM) pre-empted: `last.ckpt` was saved, resume
+with the same `hydra.run.dir` and `ckpt_path=last`. Hydra's own composition errors exit 1 with Hydra's message.
+torch and Lightning are imported lazily, so config mistakes are reported in about a second.
 """
 
 from __future__ import annotations
@@ -12,39 +18,96 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.utilities import rank_zero_only
 
 from sr_lit.utils.config import CONFIG_DIR
 
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
 log = logging.getLogger("sr_lit.train")
+
+EXIT_USER_ERROR = 2
+EXIT_TRAINING_FAULT = 1
+EXIT_PREEMPTED = 128 + 15  # the shell's code for "terminated by SIGTERM": schedulers see a non-finished job
+
+# Raised for things the user can fix; matched by name so the checks need no heavy import.
+_USER_ERRORS = {
+    "UserError",
+    "ImageError",
+    "DataFaultError",
+    "DataConfigError",
+    "CheckpointError",
+    "ConfigError",
+    "MisconfigurationException",  # Lightning's own "bad Trainer argument"
+    "InstantiationException",  # Hydra: a config value the target rejected (names the full_key)
+}
+_TRAINING_FAULTS = {"NonFiniteLossError"}
 
 
 class UserError(ValueError):
     """A problem the user can fix (config, paths, data): printed as one clear line, exit code 2."""
 
 
+def _rank() -> int:
+    """Global rank without importing Lightning (it reads the same environment variables)."""
+    rz = sys.modules.get("lightning_fabric.utilities.rank_zero")
+    if rz is not None and getattr(rz.rank_zero_only, "rank", None) is not None:
+        return int(rz.rank_zero_only.rank)
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- pre-flight
 def preflight(cfg: DictConfig) -> None:
     """Checks that cost nothing and would otherwise fail after minutes of work."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    # `???` values, e.g. data=folder without data.root (reached directly or through an interpolation)
+    try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+    except OmegaConfBaseException as e:
+        missing = [str(e).splitlines()[0].rsplit("Missing mandatory value: ", 1)[-1]]
+    if missing:
+        raise UserError(f"missing value for {', '.join(missing)}: set it on the command line (key=value)")
     if cfg.scale not in (2, 3, 4):
         raise UserError(f"scale={cfg.scale}: must be 2, 3 or 4")
+    data = cfg.get("data") or {}
+    for key in ("patch_size", "batch_size", "repeat"):
+        value = data.get(key)
+        # LR patch side: the HR patch is patch_size * scale, so any positive integer is divisible by the scale
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserError(f"data.{key}={value}: must be a positive integer")
     ckpt = cfg.get("ckpt_path")
     if ckpt not in (None, "last") and not Path(str(ckpt)).is_file():
         raise UserError(f"ckpt_path={ckpt}: no such checkpoint file")
     init = cfg.get("init_from")
     if init is not None and not Path(str(init)).is_file():
         raise UserError(f"init_from={init}: no such checkpoint file")
-    if ckpt not in (None, "last"):
+    if ckpt == "last":
+        # None on the first launch of a requeued job: Lightning then starts afresh
+        ckpt = find_last_checkpoint(cfg)
+    if ckpt is not None:
         check_same_architecture(str(ckpt), model_spec_from_cfg(cfg))
+
+
+def find_last_checkpoint(cfg: DictConfig) -> Path | None:
+    """The checkpoint `ckpt_path=last` resumes: Lightning takes the newest `last*.ckpt` of ModelCheckpoint's folder."""
+    node = (cfg.get("callbacks") or {}).get("model_checkpoint") or {}
+    dirpath = node.get("dirpath") if "_target_" in node else None
+    if not dirpath or not Path(str(dirpath)).is_dir():
+        return None
+    found = [p for p in Path(str(dirpath)).glob("last*.ckpt") if re.match(r"^last(-(\d+))?", p.stem)]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def model_spec_from_cfg(cfg: DictConfig) -> dict[str, Any]:
@@ -60,10 +123,17 @@ def model_spec_from_cfg(cfg: DictConfig) -> dict[str, Any]:
 
 
 def check_same_architecture(ckpt_path: str, spec: dict[str, Any]) -> None:
+    import torch
+
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"ckpt_path={ckpt_path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(
+            f"ckpt_path={ckpt_path}: not a readable checkpoint ({type(e).__name__}: {first})"
+        ) from e
+    if not isinstance(ckpt, dict):
+        raise UserError(f"ckpt_path={ckpt_path}: not a Lightning checkpoint")
     other = (ckpt.get("hyper_parameters") or {}).get("model_spec")
     if other is None:
         raise UserError(f"ckpt_path={ckpt_path}: not an sr_lit checkpoint (no hyper_parameters.model_spec)")
@@ -110,6 +180,8 @@ def wandb_should_be_offline() -> bool:
 
 
 def instantiate_loggers(cfg: DictConfig, run_dir: Path, identity: dict[str, Any]) -> list[Any]:
+    from pytorch_lightning.utilities import rank_zero_only
+
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
         if node is None or "_target_" not in node:
@@ -146,16 +218,25 @@ def instantiate_loggers(cfg: DictConfig, run_dir: Path, identity: dict[str, Any]
 # ---------------------------------------------------------------------------------------------------- train
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then evaluate `last.ckpt`'s evaluation weights on the validation sets; returns the metrics."""
+    preflight(cfg)  # before the heavy imports: config mistakes are reported at once
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.utilities import rank_zero_only
+
     from sr_lit.lit.callbacks import AtomicCheckpointIO
     from sr_lit.lit.module import SRModule
     from sr_lit.utils.naming import run_identity
     from sr_lit.utils.rich_utils import print_config_tree
 
-    preflight(cfg)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:
+        stale = run_dir / "error.txt"
+        if (
+            stale.is_file()
+        ):  # a failed run resumed in its dir: sr-report must not list it as failed once it works
+            stale.replace(run_dir / "error.previous.txt")
         print_config_tree(cfg)
         # a shareable, fully resolved copy (no secrets live in the config: W&B reads its key from the environment)
         OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
@@ -178,7 +259,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for lg in loggers:
         lg.log_hyperparams({"params": n_params, "run_name": identity["name"]})
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # weights_only=True: resuming never unpickles arbitrary objects (our checkpoints hold plain containers only)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
 
     metrics: dict[str, Any] = {
         "params": n_params,
@@ -187,6 +269,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "group": identity["group"],
         "tags": identity["tags"],
     }
+    train_set = getattr(datamodule, "train_set", None)
+    if train_set is not None:  # bad files skipped at set-up (data.skip_bad / too_small=skip)
+        metrics["skipped_images"] = int(train_set.store.n_skipped)
     metrics.update({f"best/{k}": v for k, v in module.best.items()})
     # the last in-loop validation (sharded across ranks under DDP), kept beside the final single-process scores
     in_loop = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
@@ -249,23 +334,78 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _spawned_error(e: BaseException) -> tuple[str, str] | None:
+    """(class name, message) of the error a spawned DDP worker raised: torch re-raises it as traceback text."""
+    if type(e).__name__ != "ProcessRaisedException":
+        return None
+    lines = str(e).rsplit("Traceback (most recent call last):", 1)[-1].splitlines()
+    for i, line in enumerate(lines):
+        if line and not line[0].isspace():  # the first unindented line after the frames starts the exception
+            m = re.match(r"^([\w.]+): ?(.*)$", line)
+            if m is None:
+                return None
+            return m.group(1).rsplit(".", 1)[-1], "\n".join([m.group(2), *lines[i + 1 :]]).strip()
+    return None
+
+
+def classify_error(e: BaseException) -> tuple[str | None, str]:
+    """("user" | "fault" | None, message): how `main` reports an exception of `train` (None: with a traceback)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    spawned = _spawned_error(e)
+    if spawned is not None:
+        name, message = spawned
+        names = {name}
+    else:
+        message = str(e)
+        names = {t.__name__ for t in type(e).__mro__}
+        # missing mandatory values (data.root=???) and bad interpolations are config mistakes too
+        if isinstance(e, OmegaConfBaseException):
+            names.add("ConfigError")
+    if names & (_USER_ERRORS | {"FileNotFoundError"}):
+        return "user", message
+    if names & _TRAINING_FAULTS:
+        return "fault", message
+    return None, message
+
+
+def _is_sigterm(e: BaseException) -> bool:
+    # Lightning turns SIGTERM into SIGTERMException (a SystemExit whose code is None, i.e. exit status 0)
+    return type(e).__name__ == "SIGTERMException"
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
+    except SystemExit as e:
+        if not _is_sigterm(e):
+            raise
+        finish_wandb()
+        if _rank() == 0:
+            # PreemptionCheckpoint saved last.ckpt unless the signal came during validation (then the periodic
+            # one stands); either way this resumes from the newest one
+            print(
+                f"sr-train: error: terminated by SIGTERM (pre-empted); resume with "
+                f"hydra.run.dir={cfg.paths.output_dir} ckpt_path=last",
+                file=sys.stderr,
+                flush=True,
+            )
+        sys.exit(EXIT_PREEMPTED)
     except Exception as e:  # noqa: BLE001
         finish_wandb()
         run_dir = Path(cfg.paths.output_dir)
-        if rank_zero_only.rank == 0:
+        if _rank() == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(f"{type(e).__name__}: {e}\n\n{traceback.format_exc()}")
         if _is_multirun():
             # a failed job must not kill the sweep: report it and let sr-report list it as failed
             log.error(f"job failed: {type(e).__name__}: {e} (details in {run_dir / 'error.txt'})")
             return float("nan")
-        if isinstance(e, UserError | FileNotFoundError) or type(e).__name__ in ("ImageError", "ConfigError"):
-            print(f"sr-train: error: {e}", file=sys.stderr)
-            sys.exit(2)
+        kind, message = classify_error(e)
+        if kind is not None:
+            print(f"sr-train: error: {message}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR if kind == "user" else EXIT_TRAINING_FAULT)
         raise
     value = metrics.get(cfg.get("optimized_metric") or "")
     if value is None:

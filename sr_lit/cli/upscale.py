@@ -2,6 +2,7 @@
 
     sr-upscale photo.jpg more/ --out sr/ --ckpt best.ckpt [--tile 256] [--self-ensemble]
     sr-upscale lr/ --out sr/ --baseline bicubic --scale 4
+    sr-upscale lr/ --out sr/ --onnx model.onnx             # an sr-export ONNX file (onnxruntime)
 
 Every input is checked (exists, is an image, no two share an output name) and the checkpoint is
 loaded before the first image is processed, so a typo fails in a second, not after an hour.
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", type=Path, metavar="CKPT", help="Lightning .ckpt or exported .safetensors")
     src.add_argument("--baseline", choices=["bicubic"], help="no model: MATLAB bicubic (needs --scale)")
+    src.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="FILE",
+        help="an sr-export .onnx file, run with onnxruntime (same tiling)",
+    )
     p.add_argument(
         "--scale", type=int, choices=[2, 3, 4], help="upscaling factor (default: the checkpoint's)"
     )
@@ -132,6 +139,8 @@ def build_upscaler(args: argparse.Namespace):
             if args.scale is None:
                 raise CliError("--baseline bicubic needs --scale")
             return Upscaler.bicubic(args.scale, **common)
+        if args.onnx:
+            return _onnx_upscaler(args, common)
         try:
             model, spec = load_model(args.ckpt, map_location="cpu")
         except CheckpointError as e:
@@ -143,6 +152,26 @@ def build_upscaler(args: argparse.Namespace):
         return Upscaler(model, spec=spec, name=str(args.ckpt), **common)
     except ValueError as e:  # unknown/unavailable device
         raise CliError(str(e)) from None
+
+
+def _onnx_upscaler(args: argparse.Namespace, common: dict):
+    import importlib.util
+
+    from sr_lit.export.common import ExportError
+    from sr_lit.inference.predictor import Upscaler
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise CliError("--onnx needs onnxruntime: pip install -e '.[export]'")
+
+    try:
+        upscaler = Upscaler.from_onnx(args.onnx, **common)
+    except ExportError as e:
+        raise CliError(f"--onnx {e}") from None
+    except ValueError as e:  # a tile that does not fit a fixed-size export
+        raise CliError(f"--onnx {args.onnx}: {e}") from None
+    if args.scale is not None and args.scale != upscaler.scale:
+        raise CliError(f"--scale {args.scale} disagrees with --onnx {args.onnx}, a x{upscaler.scale} model")
+    return upscaler
 
 
 def save_png(sr01: torch.Tensor, path: Path, gray: bool) -> None:

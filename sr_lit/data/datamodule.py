@@ -18,7 +18,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from sr_lit.data.datasets import EvalDataset, TrainPatchDataset, build_eval_datasets, normalize_cache
+from sr_lit.data.datasets import (
+    DataConfigError,
+    EvalDataset,
+    TrainPatchDataset,
+    build_eval_datasets,
+    normalize_cache,
+)
 from sr_lit.data.samplers import EpochKeyedSampler, UnrepeatedDistributedSampler
 from sr_lit.data.sources import pairs_from_spec, sample_pairs
 
@@ -180,7 +186,7 @@ class SRDataModule(pl.LightningDataModule):
             self.train_set = self.build_train()
             n = len(self.train_set) // self._world()[0]
             if n < self.batch_size:
-                raise ValueError(
+                raise DataConfigError(
                     f"training set gives {n} patches per process per epoch, fewer than batch_size "
                     f"{self.batch_size}: raise data.repeat (now {self.repeat})"
                 )

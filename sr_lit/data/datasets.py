@@ -47,6 +47,7 @@ from sr_lit.data.transforms import item_generator, random_dihedral, random_pair_
 __all__ = [
     "CACHE_MODES",
     "BadImageWarning",
+    "DataConfigError",
     "DataFaultError",
     "ImageStore",
     "build_store",
@@ -70,6 +71,10 @@ class DataFaultError(ValueError):
             f"{len(faults)} bad image file(s) out of {total} in {label}:\n{lines}\n"
             "Fix or remove these files, or set data.skip_bad=true to skip them with a warning."
         )
+
+
+class DataConfigError(ValueError):
+    """A data setting that cannot work with these files (no images left, patch or batch too large ...)."""
 
 
 class BadImageWarning(UserWarning):
@@ -253,10 +258,10 @@ def build_store(
     """Decode + check every pair once (threaded: Pillow and torch release the GIL)."""
     mode = normalize_cache(cache)
     if too_small not in ("error", "skip"):
-        raise ValueError(f"too_small must be 'error' or 'skip', got {too_small!r}")
+        raise DataConfigError(f"too_small must be 'error' or 'skip', got {too_small!r}")
     cdir = Path(cache_dir) if cache_dir else default_cache_dir() if mode == "disk" else None
     if not pairs:
-        raise ValueError(f"no images in {label}")
+        raise DataConfigError(f"no images in {label}")
     n_threads = threads or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         results = list(pool.map(lambda p: _check_one(p, scale, lr_border, mode, cdir), pairs))
@@ -295,7 +300,7 @@ def build_store(
         )
     if not entries:
         folders = sorted({str(Path(p.hr_path).parent) for p in pairs})
-        raise ValueError(f"no usable images left in {label} (folder(s): {', '.join(folders)})")
+        raise DataConfigError(f"no usable images left in {label} (folder(s): {', '.join(folders)})")
     return ImageStore(label, scale, lr_border, mode, entries, n_skipped=len(faults) + len(small))
 
 
@@ -327,7 +332,7 @@ class TrainPatchDataset(Dataset):
         too_small: str = "error",
     ) -> None:
         if patch_size < 1 or repeat < 1:
-            raise ValueError(f"patch_size and repeat must be >= 1, got {patch_size}, {repeat}")
+            raise DataConfigError(f"patch_size and repeat must be >= 1, got {patch_size}, {repeat}")
         self.scale, self.patch_size, self.repeat = int(scale), int(patch_size), int(repeat)
         self.augment, self.rot90, self.seed = augment, rot90, seed
         hp = self.patch_size * self.scale

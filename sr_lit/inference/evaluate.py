@@ -41,7 +41,9 @@ def evaluate_datasets(
     upscale = as_upscale_fn(model, device)
     results: dict[str, dict[str, Any]] = {}
     for set_name, dataset in datasets.items():
-        metric = SRMetrics(scale=scale, keep_per_image=True)
+        # a single-process evaluation: never sync (after a DDP fit, rank 0 runs this alone while the process
+        # group is still up; a sync would wait for ranks that have exited)
+        metric = SRMetrics(scale=scale, keep_per_image=True, sync_on_compute=False)
         names: list[str] = []
         items = range(len(dataset))
         if progress:

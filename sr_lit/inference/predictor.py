@@ -116,6 +116,25 @@ class Upscaler:
         return cls(model, name=str(path), spec=spec, **kwargs)
 
     @classmethod
+    def from_onnx(cls, path: str | Path, **kwargs) -> Upscaler:
+        """Run an sr-export ONNX file (onnxruntime; ``device`` picks its provider). A fixed-size export tiles
+        with tiles that fit its input (tile + 2 * overlap); smaller inputs are padded, so ``tile=0`` is refused."""
+        from sr_lit.export.runtime import OnnxSR
+
+        net = OnnxSR(path, device=str(kwargs.pop("device", "auto") or "auto"))
+        if net.fixed_hw is not None:
+            tile, overlap = net.tile_plan(kwargs.get("overlap"), MAX_AUTO_OVERLAP)
+            if kwargs.get("tile") == 0:
+                raise ValueError(f"{path} has a fixed {net.fixed_hw} input: it must tile (tile=0 refused)")
+            if kwargs.get("tile") is not None and kwargs["tile"] > tile:
+                raise ValueError(
+                    f"tile {kwargs['tile']} + overlap does not fit the fixed {net.fixed_hw} input of {path}"
+                )
+            kwargs["tile"], kwargs["overlap"] = kwargs.get("tile") or tile, overlap
+        # inputs go to onnxruntime as NumPy arrays: keep the torch side on the CPU
+        return cls(net, spec=net.spec, name=str(path), device="cpu", **kwargs)
+
+    @classmethod
     def bicubic(cls, scale: int, **kwargs) -> Upscaler:
         return cls(None, scale=scale, **kwargs)
 
@@ -127,6 +146,8 @@ class Upscaler:
         """Tile side used for an h x w LR input (None = whole image)."""
         if self.tile == 0:
             return None
+        if getattr(self.net, "fixed_hw", None) is not None and self.net.fits(h, w):
+            return None  # a fixed-size ONNX export takes the whole (padded) image in one run
         if self.tile is not None:
             return self.tile if max(h, w) > self.tile else None
         return auto_tile(h, w, self.max_pixels)

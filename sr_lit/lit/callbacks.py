@@ -8,8 +8,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from torch.optim.swa_utils import get_ema_avg_fn
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -17,12 +19,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A kill during a save leaves the previous `last.ckpt` intact (rename is atomic on POSIX within one filesystem);
     Lightning's own writer stages through a temp file that may live on another filesystem (/tmp), where the final
-    move is a copy.
+    move is a copy. The temp name (`.last.ckpt.tmp-<pid>`) never matches Lightning's `last*.ckpt` search, so
+    `ckpt_path=last` cannot pick up a half-written file; ones left by killed processes are removed on the next save.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(path)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             with open(tmp, "wb") as f:
@@ -30,16 +34,97 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+            _fsync_dir(path.parent)  # make the rename itself survive a power loss
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete `.<name>.tmp-<pid>` files whose writer process is gone (SIGKILL/OOM during a save)."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not supported (e.g. some network filesystems): the data itself was fsynced
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class SRModelCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose `every_n_train_steps` writes `last.ckpt` even before the monitored metric exists.
+
+    Lightning 2.6 defers a step-triggered save (top-k and last alike) to the next validation while the monitored
+    metric (val/psnr_y) has never been logged, so a crash before the first validation (an epoch of DIV2K, or
+    never with validation off) leaves nothing to resume from. Here `last.ckpt` is written at once; the top-k save
+    still waits for the metric, as it must.
+    """
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        n = self._every_n_train_steps
+        if (
+            not self.save_last
+            or n < 1
+            or trainer.global_step % n != 0
+            or self.monitor is None
+            or self.monitor in self._monitor_candidates(trainer)
+            or self._should_skip_saving_checkpoint(trainer)
+            or not self.dirpath
+        ):
+            return
+        # Saved around ModelCheckpoint's bookkeeping (_last_global_step_saved): marking this step as saved
+        # would make it skip the deferred best-checkpoint save of a validation at the same step.
+        trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+
+
+class SpawnSafeEMA(EMAWeightAveraging):
+    """Lightning's EMAWeightAveraging, picklable: `ddp_spawn` (trainer=ddp_cpu) pickles the callbacks into every
+    worker and `get_ema_avg_fn(decay)` is a local closure pickle refuses; it is rebuilt from `decay` instead."""
+
+    def __init__(self, decay: float = 0.999, **kwargs: Any) -> None:
+        super().__init__(decay=decay, **kwargs)
+        self.decay = decay
+
+    @property
+    def state_key(self) -> str:
+        return "EMAWeightAveraging"  # the key checkpoints written with Lightning's class carry
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_kwargs"] = {k: v for k, v in self._kwargs.items() if k != "avg_fn"}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._kwargs["avg_fn"] = get_ema_avg_fn(decay=self.decay)
 
 
 class PreemptionCheckpoint(pl.Callback):
     """On SIGTERM (cluster pre-emption) save `last.ckpt` before the process exits, so `ckpt_path=last` resumes.
 
     Lightning turns SIGTERM into a SIGTERMException at the next batch boundary (a consistent state) and calls
-    `on_exception`; only global rank 0 writes, without a barrier (other ranks may already be gone).
+    `on_exception`; only global rank 0 writes, without a barrier (other ranks may already be gone). A SIGTERM
+    during in-fit validation is not saved here: EMA weights are swapped in and the loops are mid-validation, so
+    the last periodic checkpoint stands. `sr-train` then exits with code 143 (see sr_lit/cli/train.py).
     """
 
     def on_exception(
@@ -52,7 +137,13 @@ class PreemptionCheckpoint(pl.Callback):
             or trainer.checkpoint_callback is None
         ):
             return
-        if not trainer.is_global_zero or trainer.state.stage != "train":
+        if not trainer.is_global_zero:
+            return
+        if trainer.state.stage != "train":
+            rank_zero_warn(
+                f"{type(exception).__name__} during {trainer.state.stage}: no checkpoint written; "
+                "ckpt_path=last resumes from the last periodic checkpoint"
+            )
             return
         dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
         if not dirpath:

@@ -132,6 +132,8 @@ def build_report(jobs: list[Job], compute_cost: bool = True) -> Report:
                 row.params = cost["params"] if cost else job.metrics.get("params")
                 row.flops = cost["flops"] if cost else None
 
+    sets = _order_like_config(sets, jobs)
+
     # reference: attention none + hpf none, same values for every variant key outside the two groups
     def others(r: Row) -> dict[str, str]:
         return {
@@ -149,6 +151,16 @@ def build_report(jobs: list[Job], compute_cost: bool = True) -> Report:
     elif any(r.reference is None for r in rows.values()):
         note = "some variants have no plain-backbone job at the same other settings: their delta is empty"
     return Report(rows=list(rows.values()), sets=sets, shared=shared, jobs=jobs, reference_note=note)
+
+
+def _order_like_config(sets: list[str], jobs: list[Job]) -> list[str]:
+    """Validation sets in data.val_sets order (the first one is the monitored val/psnr_y), unknown ones last."""
+    for job in jobs:
+        val_sets = ((job.config or {}).get("data") or {}).get("val_sets")
+        if isinstance(val_sets, list):
+            names = [str(v.get("name") if isinstance(v, dict) else v) for v in val_sets]
+            return sorted(sets, key=lambda s: names.index(s) if s in names else len(names))
+    return sets
 
 
 # ------------------------------------------------------------------------------------------------- outputs

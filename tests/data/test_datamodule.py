@@ -128,7 +128,7 @@ def test_real_data_configs_instantiate(name: str, tmp_path: Path) -> None:
 
     overrides = [f"data={name}", f"paths.data_dir={shared_data_dir()}"]
     if name == "folder":
-        overrides.append(f"data.train.root={tmp_path}")
+        overrides.append(f"data.root={tmp_path}")
     cfg = compose("train", overrides, tmp_path / "run")
     dm = hydra.utils.instantiate(cfg.data)
     assert isinstance(dm, SRDataModule)

@@ -1,0 +1,125 @@
+"""Smoke test of `make bench`: every benchmark function runs at minimal sizes and returns finite, flat results.
+
+Structure and finiteness only, never speed (the CPU is shared). One thread: libgomp's spinning barriers make
+tiny ops 10x slower on a loaded machine (sr_lit.bench.threads), which would only slow this test down.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from sr_lit.bench import attention, common, framework, gpu_check, hpf, inference, loader, table, threads
+from sr_lit.bench.__main__ import parse_args, write
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def check_flat(res: dict, *keys: str) -> None:
+    assert all(isinstance(v, str | int | float | bool) for v in res.values()), res
+    assert common.finite(res), res
+    for key in keys:
+        assert key in res, (key, sorted(res))
+
+
+def test_framework_both_arms() -> None:
+    res = framework.measure("edsr_tiny", batch=1, patch=8, steps=1, warmup=1, reps=1)
+    check_flat(res, "ratio", "plain_s_per_step", "lightning_s_per_step", "overhead_ms_per_step")
+    assert res["n_steps"] == 1 and res["ratio"] > 0
+
+
+def test_loader_rates() -> None:
+    res = loader.run(quick=True)
+    check_flat(res, "loader_vs_model_ratio", "loader_patches_per_s_workers0", "loader_patches_per_s_workers1")
+    assert res["loader_vs_model_ratio"] > 0
+
+
+def test_hpf_keys_and_equality() -> None:
+    res = hpf.run(quick=True)
+    check_flat(res, "hpf_speedup_vs_unfold", "hpf_extra_memory_ratio_vs_unfold", "hpf_k5_speedup_vs_unfold")
+    assert res["hpf_k3_max_abs_diff_out"] <= 1e-5 and res["hpf_k3_max_abs_diff_out_shift_fn"] <= 1e-5
+    assert 0 < res["hpf_extra_memory_ratio_vs_unfold"] < 1  # the lean path saves less for backward
+
+
+def test_hpf_candidate_gradients_match_unfold() -> None:
+    from sr_lit.bench.hpf_candidate import dynamic_lowpass_shift_fn
+    from sr_lit.models.blocks.hpf import dynamic_lowpass_unfold
+
+    x, w, _ = hpf.inputs((1, 4, 3, 4), 3, 2)
+    x, w = x.double().detach().requires_grad_(), w.double().detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: dynamic_lowpass_shift_fn(a, b, 3, 2), (x, w))
+    assert torch.allclose(dynamic_lowpass_shift_fn(x, w, 3, 2), dynamic_lowpass_unfold(x, w, 3, 2))
+
+
+def test_hpf_peak_rss_child() -> None:
+    # > 0: the child's high-water mark was reset (ru_maxrss would start at this process's RSS and read 0)
+    assert (
+        hpf.rss_growth_mb("unfold", 3, (2, 16, 64, 64)) > 2 * 0.5
+    )  # unfold holds 9 copies of a 0.5 MB input
+
+
+def test_attention_ratios() -> None:
+    res = attention.run(quick=True)
+    check_flat(
+        res, "ca_step_time_ratio_vs_none", "mmca_step_time_ratio_vs_none", "hpf_model_step_time_ratio_vs_none"
+    )
+
+
+def test_inference_subprocess() -> None:
+    spec = common.spec_for("edsr_tiny")
+    res = inference.measure({"tiled": (spec, 16)}, (40, 24), startup=False)
+    check_flat(res, "tiled_seconds", "tiled_peak_rss_mb", "tiled_mp_per_s")
+    assert 50 < res["tiled_peak_rss_mb"] < 4096
+
+
+def test_threads_workload() -> None:
+    # in-process: the arms differ only in the environment of the child running this
+    assert threads._child("edsr_tiny", 1, 8, steps=1, warmup=0) > 0
+    assert set(threads.ARMS) == {"default_2t", "passive_2t", "passive_1t"}
+
+
+def test_table_and_merge(tmp_path) -> None:
+    res = {"hpf_speedup_vs_unfold": 1.2, "loader_vs_model_ratio": 5.0, "load_avg_1m_start": 3.0}
+    rows = {r[0]: r for r in table.rows(res)}
+    assert rows["hpf_speedup_vs_unfold"][3] == "MISSED" and rows["loader_vs_model_ratio"][3] == "met"
+    assert rows["tiled_2k_peak_rss_mb_rcan"][1] == "not measured"
+    assert "| `loader_vs_model_ratio` | 5 |" in table.markdown(res)
+    out = tmp_path / "results.json"
+    write({"a": 1.0, "bench_hpf_error": "x"}, out)
+    merged = write({"b": 2.0, "bench_hpf_seconds": 1.0}, out)
+    assert merged == json.loads(out.read_text()) and merged["a"] == 1.0 and "bench_hpf_error" not in merged
+
+
+def test_cli_args() -> None:
+    assert parse_args(["--only", "hpf,loader", "--quick"]).only == ["hpf", "loader"]
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "nope"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+def test_gpu_check_skips_without_cuda(capsys) -> None:
+    assert gpu_check.main([]) == gpu_check.SKIP_EXIT
+    assert "no CUDA device" in capsys.readouterr().out
+    assert gpu_check.main(["--require-cuda"]) == gpu_check.NO_CUDA_EXIT
+
+
+def test_gpu_check_parts_on_cpu() -> None:
+    cpu = torch.device("cpu")
+    res = gpu_check.hpf_kernel(cpu, (1, 16, 8, 8), reps=1)
+    assert (
+        math.isfinite(res["gpu_hpf_k3_shift_fn_speedup_vs_unfold"])
+        and res["gpu_hpf_k3_shift_max_abs_diff"] < 1e-5
+    )
+    spec = common.spec_for("edsr_tiny")
+    res = gpu_check.step_times("t", spec, ["fp32", "bf16"], cpu, batch=1, patch=8, steps=1, reps=1)
+    assert res["gpu_t_bf16_speedup_vs_fp32"] > 0
