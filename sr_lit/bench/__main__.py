@@ -63,7 +63,10 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         t0 = time.perf_counter()
         try:
             module = importlib.import_module(f"sr_lit.bench.{name}")
-            results.update(module.run(quick=args.quick, rcan_full=args.rcan_full, context=results))
+            produced = module.run(quick=args.quick, rcan_full=args.rcan_full, context=results)
+            results.update(produced)
+            # which keys this benchmark owns: a later rerun drops the ones it no longer produces (see write)
+            results[f"bench_{name}_keys"] = ",".join(sorted(produced))
         except Exception as e:  # noqa: BLE001 - one failing benchmark must not lose the others
             traceback.print_exc()
             results[f"bench_{name}_error"] = f"{type(e).__name__}: {e}"
@@ -80,9 +83,11 @@ def write(results: dict[str, Any], out: Path) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     if out.is_file():
         merged = json.loads(out.read_text())
-    for name in ORDER:  # a benchmark that ran again replaces its old error, or loses it
+    for name in ORDER:  # a benchmark that ran again replaces its old keys and its old error, or loses them
         if f"bench_{name}_seconds" in results:
             merged.pop(f"bench_{name}_error", None)
+            for key in merged.pop(f"bench_{name}_keys", "").split(","):
+                merged.pop(key, None)
     merged.update(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")

@@ -3,8 +3,7 @@
 RCAN cut to 2 residual groups x 4 RCABs x 64 features (`rcan_g2b4` in the key names): the attention sits in
 every RCAB, so its cost relative to the block's two convolutions is the same as in the full 10 x 20 network.
 Two more arms put the dynamic HPF (configs/hpf/dynamic.yaml, end of each group) into the same network with the
-repo's shift path, with the unfold reference and with the shift_fn candidate (sr_lit.bench.hpf_candidate,
-registered for this process only): HPF's cost at model level. Plain PyTorch steps (forward, L1,
+repo's shift path and with the unfold reference: HPF's cost at model level. Plain PyTorch steps (forward, L1,
 backward, Adam) on the same pre-built batches (batch 8 of 48 px LR: half the paper's batch, to halve the run
 time; a unit's cost relative to the convolutions does not depend on the batch); arms round-robin per
 repetition, one warm-up step each, median.
@@ -12,8 +11,6 @@ repetition, one warm-up step each, median.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 from sr_lit.bench.common import (
@@ -34,42 +31,25 @@ from sr_lit.bench.common import (
 ATTENTIONS = ("none", "ca", "fca", "mmca")
 
 
-@contextlib.contextmanager
-def candidate_registered() -> Iterator[None]:
-    """`impl: shift_fn` (sr_lit.bench.hpf_candidate) selectable while inside: DynamicHPF looks its impl up in
-    LOWPASS_IMPLS at every forward, so the entry must stay for the whole measurement, and go afterwards."""
-    from sr_lit.bench.hpf_candidate import dynamic_lowpass_shift_fn
-    from sr_lit.models.blocks.hpf import LOWPASS_IMPLS
-
-    added = "shift_fn" not in LOWPASS_IMPLS
-    LOWPASS_IMPLS.setdefault("shift_fn", dynamic_lowpass_shift_fn)
-    try:
-        yield
-    finally:
-        if added:
-            LOWPASS_IMPLS.pop("shift_fn", None)
-
-
 def arms_specs(reduced: dict[str, int]) -> dict[str, dict[str, Any]]:
     hpf = load_group("hpf", "dynamic")
     specs = {name: spec_for("rcan", name, "none", **reduced) for name in ATTENTIONS}
-    for impl in ("shift", "unfold", "shift_fn"):
+    for impl in ("shift", "unfold"):
         specs[f"hpf_{impl}"] = spec_for("rcan", "none", {**hpf, "impl": impl}, **reduced)
     return specs
 
 
 def measure(
-    batch: int = 8, patch: int = 48, steps: int = 2, reps: int = 2, reduced: dict[str, int] | None = None
+    batch: int = 8, patch: int = 48, steps: int = 2, reps: int = 5, reduced: dict[str, int] | None = None
 ) -> dict[str, float]:
     batches = random_batches(steps + 1, batch, patch, scale=2)
-    with candidate_registered():
-        specs = arms_specs(reduced or RCAN_REDUCED)
-        arms = {}
-        for name, spec in specs.items():
-            step = train_step_fn(build(spec), rgb_range=float(spec["backbone"]["rgb_range"]))
-            step(batches[0])  # first step allocates Adam's state and the allocator pools: never timed
-            arms[name] = lambda step=step: timed_loop(step, batches[1:], warmup=0)
-        samples = interleave(arms, reps)
+    specs = arms_specs(reduced or RCAN_REDUCED)
+    arms = {}
+    for name, spec in specs.items():
+        step = train_step_fn(build(spec), rgb_range=float(spec["backbone"]["rgb_range"]))
+        step(batches[0])  # first step allocates Adam's state and the allocator pools: never timed
+        arms[name] = lambda step=step: timed_loop(step, batches[1:], warmup=0)
+    samples = interleave(arms, reps)
     out = {f"{name}_s_per_step": pooled_median(s) for name, s in samples.items()}
     for name in specs:
         if name != "none":
@@ -90,7 +70,7 @@ def run(quick: bool = False, **_: Any) -> Result:
     for name in ("ca", "fca", "mmca"):  # short aliases for the table
         out[f"{name}_step_time_ratio_vs_none"] = res[f"{name}_step_time_ratio_vs_none"]
     out["hpf_model_step_time_ratio_vs_none"] = res["hpf_shift_step_time_ratio_vs_none"]
-    out["hpf_model_step_time_ratio_vs_none_shift_fn"] = res["hpf_shift_fn_step_time_ratio_vs_none"]
+    out["hpf_model_step_time_ratio_vs_none_unfold"] = res["hpf_unfold_step_time_ratio_vs_none"]
     out["attention_network"] = (
         f"{tag}: RCAN {'1 group x 1 RCAB x 16' if quick else '2 groups x 4 RCABs x 64'} feats"
     )

@@ -1,7 +1,7 @@
 """`make gpu-check` / `python -m sr_lit.bench.gpu_check`: the GPU checks in one call (about 3-5 min on one H100).
 
 1. HPF low-pass kernel on CUDA: forward+backward time and peak allocated memory of unfold (reference), the
-   repo's shift path and the shift_fn candidate (sr_lit.bench.hpf_candidate), (16, 64, 48, 48), k=3 and 5, G=8.
+   repo's shift path (hand-written backward) and its plain-autograd twin, (16, 64, 48, 48), k=3 and 5, G=8.
 2. Training step time, edsr_baseline x2 (batch 16, 48 px): fp32 vs bf16 autocast (what Lightning's
    `bf16-mixed` does), channels_last, and torch.compile (bf16 + channels_last); full RCAN x2 (CA): fp32 vs
    bf16 (+ channels_last). Arms interleaved over repetitions, CUDA-synchronised, median.
@@ -105,7 +105,7 @@ def hpf_kernel(device: torch.device, shape: tuple[int, int, int, int], reps: int
             out[f"gpu_hpf_k{k}_{name}_ms"] = 1e3 * median(times[name])
             out[f"gpu_hpf_k{k}_{name}_peak_mb"] = peak_mb(device, base)
             out[f"gpu_hpf_k{k}_{name}_max_abs_diff"] = float((fn(x, w, k, GROUPS).detach() - ref).abs().max())
-        for name in ("shift", "shift_fn"):
+        for name in ("shift", "shift_autograd"):
             out[f"gpu_hpf_k{k}_{name}_speedup_vs_unfold"] = (
                 out[f"gpu_hpf_k{k}_unfold_ms"] / out[f"gpu_hpf_k{k}_{name}_ms"]
             )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint
+from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint, RichProgressBar
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.optim.swa_utils import get_ema_avg_fn
@@ -94,6 +94,23 @@ class SRModelCheckpoint(ModelCheckpoint):
         # Saved around ModelCheckpoint's bookkeeping (_last_global_step_saved): marking this step as saved
         # would make it skip the deferred best-checkpoint save of a validation at the same step.
         trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+
+
+class SRProgressBar(RichProgressBar):
+    """Rich progress bar whose epoch label reads right in step-bound runs.
+
+    SR schedules are counted in steps (`max_steps`, `max_epochs: -1`), where Lightning 2.6's label says
+    `Epoch 5/-2` (fixed upstream in 2.7, PR #21924). Here: `Epoch 5 · step 1200/1500`.
+    """
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        trainer = self.trainer
+        text = f"Epoch {current_epoch}"
+        if trainer.max_epochs is not None and trainer.max_epochs >= 0:
+            text += f"/{trainer.max_epochs - 1}"
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            text += f" · step {trainer.global_step}/{trainer.max_steps}"
+        return f"{text:{len(self.validation_description)}}"
 
 
 class SpawnSafeEMA(EMAWeightAveraging):

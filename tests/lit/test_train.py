@@ -130,3 +130,18 @@ def test_nan_losses_are_skipped_then_the_run_stops_with_a_checkpoint(compose_tra
 def test_preflight_rejects_bad_config(compose_train, override, message):
     with pytest.raises(UserError, match=message):
         preflight(compose_train(override))
+
+
+@pytest.mark.parametrize(
+    "max_epochs, max_steps, label",
+    [(-1, 1500, "Epoch 5 · step 1200/1500"), (10, -1, "Epoch 5/9"), (None, 1500, "Epoch 5 · step 1200/1500")],
+)
+def test_progress_bar_label_in_step_bound_runs(max_epochs, max_steps, label):
+    # Lightning 2.6's RichProgressBar prints "Epoch 5/-2" when max_epochs is -1 (all our step-bound runs)
+    from types import SimpleNamespace
+
+    from sr_lit.lit.callbacks import SRProgressBar
+
+    bar = SRProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=max_epochs, max_steps=max_steps, global_step=1200)
+    assert bar._get_train_description(5).strip() == label

@@ -25,6 +25,39 @@ def test_shift_matches_unfold_forward_and_backward(kernel_size: int) -> None:
         torch.testing.assert_close(lean, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_shift_hand_written_backward_passes_gradcheck(kernel_size: int) -> None:
+    # the shift path's backward is hand-written (an autograd.Function): check it against finite differences
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 2 * kernel_size**2, 5, 6, dtype=torch.float64).softmax(dim=1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: dynamic_lowpass_shift(a, b, kernel_size, 2), (x, w))
+
+
+@pytest.mark.parametrize("needs", ["x", "w"])
+def test_shift_backward_with_one_input_needing_grad(needs: str) -> None:
+    # a frozen predictor (w without grad) or a frozen trunk (x without grad) must still get its one gradient
+    torch.manual_seed(1)
+    x, w = torch.randn(2, 4, 6, 5), torch.randn(2, 18, 6, 5).softmax(dim=1)
+    grads = []
+    for lowpass in (dynamic_lowpass_unfold, dynamic_lowpass_shift):
+        xi, wi = x.clone().requires_grad_(needs == "x"), w.clone().requires_grad_(needs == "w")
+        lowpass(xi, wi, 3, 2).square().sum().backward()
+        grads.append((xi if needs == "x" else wi).grad)
+        assert (wi if needs == "x" else xi).grad is None
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-5)
+
+
+def test_shift_without_grad_equals_with_grad() -> None:
+    # inference / export takes the plain-ops branch: same numbers as the autograd.Function branch
+    x, w = torch.randn(1, 8, 7, 9), torch.randn(1, 4 * 9, 7, 9).softmax(dim=1)
+    with torch.no_grad():
+        plain = dynamic_lowpass_shift(x, w, 3, 4)
+    with_grad = dynamic_lowpass_shift(x.clone().requires_grad_(), w, 3, 4)
+    assert with_grad.requires_grad
+    torch.testing.assert_close(with_grad.detach(), plain, atol=0, rtol=0)
+
+
 def test_lowpass_with_centre_tap_is_identity() -> None:
     x = torch.randn(1, 4, 6, 7)
     w = torch.zeros(1, 2 * 9, 6, 7)
