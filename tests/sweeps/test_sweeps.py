@@ -140,3 +140,25 @@ def test_scales_chain_x3_x4_from_x2(tmp_path: Path) -> None:
         assert (d / n / "metrics.json").is_file(), (d / n / "error.txt").read_text()[:2000]
     cfg3 = (d / dirs[1] / "config_resolved.yaml").read_text()
     assert f"init_from: {d / dirs[0]}/checkpoints/last.ckpt" in cfg3
+
+
+def test_the_issue_smoke_line_yields_a_four_row_report(tmp_path: Path) -> None:
+    # the README/issue's one-liner, verbatim but for DIR/OUT: a 2 x 2 grid of 4-step quickstart jobs, then the report
+    d, out = tmp_path / "smoke", tmp_path / "smoke_report"
+    bin_dir = Path(sys.executable).parent
+    line = (
+        "sr-train -m --config-dir conf_sweeps +sweep=ablation_modules attention=none,mmca hpf=none,dynamic "
+        f"seed=0 experiment=quickstart trainer.max_steps=4 hydra.sweep.dir={d} && sr-report {d} --out {out}"
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "WANDB_MODE": "offline"}
+    env.update(OMP_NUM_THREADS="1", WANDB_SILENT="true")
+    env.setdefault("SR_DATA_DIR", str(shared_data_dir()))
+    proc = subprocess.run(
+        ["bash", "-c", line], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = read_csv(out / "report.csv")
+    assert len(rows) == 4 and all(r["n_seeds"] == "1" and r["n_failed"] == "0" for r in rows)
+    variants = {r["variant"] for r in rows}
+    assert variants == {f"attention={a}, hpf={h}" for a in ("none", "mmca") for h in ("none", "dynamic")}
+    assert (out / "report.md").is_file() and (out / "report.png").stat().st_size > 0
