@@ -36,16 +36,10 @@ GROUPS = 8
 
 def shift_autograd(x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int) -> torch.Tensor:
     """The repo's shift forward differentiated by plain autograd (the path before the hand-written backward)."""
-    import torch.nn.functional as F
+    from sr_lit.models.blocks.hpf import _shift_accumulate, _shift_operands
 
-    from sr_lit.models.blocks.hpf import _check_lowpass_args, _shift_accumulate
-
-    _check_lowpass_args(x, weights, kernel_size, groups)
-    n, c, h, w = x.shape
-    pad = kernel_size // 2
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect").unflatten(1, (groups, c // groups))
-    tap_weights = weights.reshape(n, groups, kernel_size * kernel_size, 1, h, w)
-    return _shift_accumulate(padded, tap_weights, kernel_size).reshape(n, c, h, w)
+    padded, tap_weights = _shift_operands(x, weights, kernel_size, groups)
+    return _shift_accumulate(padded, tap_weights, kernel_size).reshape(x.shape)
 
 
 def impls() -> dict[str, Impl]:

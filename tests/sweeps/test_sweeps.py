@@ -32,9 +32,15 @@ TINY = [
 ]
 
 
-def sweep(name: str, sweep_dir: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def sweep_env() -> dict[str, str]:
+    """One job thread, W&B offline and quiet, the shared data unless SR_DATA_DIR says otherwise."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     env.setdefault("SR_DATA_DIR", str(shared_data_dir()))
+    return env
+
+
+def sweep(name: str, sweep_dir: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = sweep_env()
     cmd = [SR_TRAIN, "-m", "--config-dir", "conf_sweeps", f"+sweep={name}", *TINY, *overrides]
     cmd.append(f"hydra.sweep.dir={sweep_dir}")
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -150,9 +156,7 @@ def test_the_issue_smoke_line_yields_a_four_row_report(tmp_path: Path) -> None:
         "sr-train -m --config-dir conf_sweeps +sweep=ablation_modules attention=none,mmca hpf=none,dynamic "
         f"seed=0 experiment=quickstart trainer.max_steps=4 hydra.sweep.dir={d} && sr-report {d} --out {out}"
     )
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "WANDB_MODE": "offline"}
-    env.update(OMP_NUM_THREADS="1", WANDB_SILENT="true")
-    env.setdefault("SR_DATA_DIR", str(shared_data_dir()))
+    env = {**sweep_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(
         ["bash", "-c", line], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
     )

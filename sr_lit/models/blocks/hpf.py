@@ -53,6 +53,17 @@ def dynamic_lowpass_unfold(
     return (patches * weights.reshape(n, groups, 1, taps, h, w)).sum(dim=3).view(n, c, h, w)
 
 
+def _shift_operands(
+    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reflect-padded x as (N, G, C/G, H+2p, W+2p), weights as (N, G, k*k, 1, H, W)): the shift path's inputs."""
+    _check_lowpass_args(x, weights, kernel_size, groups)
+    n, c, h, w = x.shape
+    pad = kernel_size // 2
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect").unflatten(1, (groups, c // groups))
+    return padded, weights.reshape(n, groups, kernel_size * kernel_size, 1, h, w)
+
+
 def _shift_accumulate(padded: torch.Tensor, tap_weights: torch.Tensor, k: int) -> torch.Tensor:
     """sum over taps of padded[..., tap's window] * tap_weights[:, :, tap], into one accumulator in place.
 
@@ -109,16 +120,12 @@ def dynamic_lowpass_shift(
     (hand-written backward); without (inference, ONNX/TorchScript export) the same arithmetic as plain ops,
     so tracers see only standard operators.
     """
-    _check_lowpass_args(x, weights, kernel_size, groups)
-    n, c, h, w = x.shape
-    pad = kernel_size // 2
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect").unflatten(1, (groups, c // groups))
-    tap_weights = weights.reshape(n, groups, kernel_size * kernel_size, 1, h, w)
+    padded, tap_weights = _shift_operands(x, weights, kernel_size, groups)
     if torch.is_grad_enabled() and (padded.requires_grad or tap_weights.requires_grad):
         out = _ShiftLowpass.apply(padded, tap_weights, kernel_size)
     else:
         out = _shift_accumulate(padded, tap_weights, kernel_size)
-    return out.reshape(n, c, h, w)
+    return out.reshape(x.shape)
 
 
 LOWPASS_IMPLS: dict[str, Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]] = {
