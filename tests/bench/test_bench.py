@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +17,7 @@ import torch
 
 from sr_lit.bench import attention, common, framework, gpu_check, hpf, inference, loader, table, threads
 from sr_lit.bench.__main__ import parse_args, write
+from tests._shared import require_shared_data
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +121,62 @@ def test_gpu_check_parts_on_cpu() -> None:
     spec = common.spec_for("edsr_tiny")
     res = gpu_check.step_times("t", spec, ["fp32", "bf16"], cpu, batch=1, patch=8, steps=1, reps=1)
     assert res["gpu_t_bf16_speedup_vs_fp32"] > 0
+
+
+# the lent GPU machine has torch, Lightning and torchmetrics only: both ways of starting the check must import
+# nothing else (an import error there would cost a device session)
+_BLOCK_CLI_DEPS = """
+import runpy, sys
+for name in ("omegaconf", "hydra", "wandb", "kornia"):
+    sys.modules[name] = None  # `import name` now raises ModuleNotFoundError
+"""
+_WITHOUT_CLI_DEPS = (
+    _BLOCK_CLI_DEPS
+    + """
+how, target = sys.argv[1], sys.argv[2]
+sys.argv = [target, "--require-cuda"]
+if how == "module":
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    runpy.run_path(target, run_name="__main__")
+"""
+)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+@pytest.mark.parametrize(
+    ("how", "target"), [("module", "sr_lit.bench.gpu_check"), ("file", gpu_check.__file__)]
+)
+def test_gpu_check_starts_without_cli_deps(how: str, target: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CLI_DEPS, how, target],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=common.REPO_ROOT,
+    )
+    assert proc.returncode == gpu_check.NO_CUDA_EXIT, proc.stderr[-2000:]
+    assert "no CUDA device" in proc.stdout
+
+
+def test_gpu_check_psnr_data_without_cli_deps() -> None:
+    """The PSNR part's data path (Set5 + T91 through sr_lit.data, SRMetrics) also needs none of the CLI deps."""
+    data = require_shared_data()
+    require_shared_data("T91", "HR")
+    code = _BLOCK_CLI_DEPS + (
+        "from sr_lit.bench import gpu_check\n"
+        "from sr_lit.metrics.sr_metrics import SRMetrics\n"
+        "source, train, evals = gpu_check.load_data(sys.argv[1], quick=False)\n"
+        "print(source, len(train), len(evals))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(data)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=common.REPO_ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    n_train, n_eval = proc.stdout.split()[-2:]
+    assert proc.stdout.startswith("train T91, eval Set5"), proc.stdout
+    assert int(n_eval) == 5 and int(n_train) >= 80, proc.stdout
