@@ -62,8 +62,8 @@ class Upscaler:
 
     tile: LR tile side (None: automatic above ``max_pixels`` LR pixels, 0: never tile).
     overlap: LR context per tile side (None: the model's receptive margin, capped at MAX_AUTO_OVERLAP).
-    feather: cross-fade tiles over ``overlap`` px (None: only for models with global attention, which
-    cannot tile exactly; a hard cut is exact for local models).
+    feather: cross-fade tiles over ``overlap`` px (None: for models with global attention, and when the overlap
+    is below the model's receptive margin: neither can tile exactly; a hard cut is exact otherwise).
     """
 
     def __init__(
@@ -103,7 +103,8 @@ class Upscaler:
         self.max_pixels = max_pixels
         self.self_ensemble = bool(self_ensemble)
         self.spec = spec
-        self.feather = _has_global_attention(self.net, spec) if feather is None else bool(feather)
+        exact_cut = self.overlap >= margin and not _has_global_attention(self.net, spec)
+        self.feather = not exact_cut if feather is None else bool(feather)
         self.progress = progress
         self.name = name or ("bicubic" if model is None else type(model).__name__)
 

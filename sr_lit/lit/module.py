@@ -248,14 +248,21 @@ class SRModule(pl.LightningModule):
             checkpoint["state_dict"] = {k.replace("._orig_mod.", "."): v for k, v in sd.items()}
 
     def load_init_weights(self, path: str) -> list[str]:
-        """Fine-tuning (x2 -> x3/x4): load every tensor whose name and shape match; return the skipped keys."""
+        """Fine-tuning (x2 -> x3/x4, SPEC 1.4): load every tensor whose name and shape match, except the upsampler
+        when it differs from this model's (another scale): then all of it keeps its initialisation, even the x4
+        upsampler's first conv, whose shape equals the x2 one. Returns the skipped checkpoint keys."""
+        from sr_lit.models.blocks.upsample import Upsampler
         from sr_lit.models.loading import load_state_dict_any
 
         src = load_state_dict_any(path)
         own = self.net.state_dict()
+        prefixes = tuple(f"{name}." for name, m in self.net.named_modules() if isinstance(m, Upsampler))
+        own_up = {k: v.shape for k, v in own.items() if k.startswith(prefixes)}
+        src_up = {k: v.shape for k, v in src.items() if k.startswith(prefixes)}
+        skip_upsampler = own_up != src_up
         loaded, skipped = {}, []
         for k, v in src.items():
-            if k in own and own[k].shape == v.shape:
+            if k in own and own[k].shape == v.shape and not (skip_upsampler and k in src_up):
                 loaded[k] = v
             else:
                 skipped.append(k)

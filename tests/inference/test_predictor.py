@@ -47,3 +47,12 @@ def test_grayscale_input_is_replicated_and_scale_checked() -> None:
 def test_global_attention_spec_turns_feather_on() -> None:
     model, spec = tiny_model(2, attention="mmca")
     assert Upscaler(model, device="cpu", spec=spec).feather
+
+
+def test_overlap_below_the_receptive_margin_turns_feather_on() -> None:
+    """A hard cut is exact only when the overlap covers the margin (full EDSR's 68 px > the 64 px auto cap)."""
+    model, _ = tiny_model(2)
+    m = model.receptive_margin
+    assert not Upscaler(model, device="cpu", overlap=m).feather
+    assert Upscaler(model, device="cpu", overlap=m - 1).feather
+    assert not Upscaler(model, device="cpu", overlap=m - 1, feather=False).feather  # explicit choice wins

@@ -89,7 +89,8 @@ class MMCAttention(nn.Module):
     D (N, C, K): every channel projected on all K DCT bases. A shared channel MLP (1x1 convs over C on D viewed
     as (N, C, K, 1): C->C/r->C, ReLU, biases as RCAN's CA) gives the attention map A (N, C, K); aggregation
     `learned` weights the K columns by softmax(K logits, zero-initialised = mean at start), `mean` averages them;
-    sigmoid -> one gate per channel. With K = 1 this is exactly squeeze-excitation (up to the DC basis scale).
+    sigmoid -> one gate per channel. With K = 1 (DC) this is exactly squeeze-excitation (up to the DC basis scale)
+    when H and W are multiples of pool_size (equal adaptive-pooling bins), and for any size with pool_size = 1.
     """
 
     def __init__(
