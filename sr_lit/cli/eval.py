@@ -81,7 +81,9 @@ def _data_source(cfg: DictConfig) -> dict[str, Any]:
         root = data.get("root", None)
         # data=folder data.root=DIR: any folder of HR images
         kind = "folder" if root is not None else str(data.get("kind", "benchmark"))
-        sets = data.get("sets", None) or data.get("test_sets", None)
+        # data.test_sets name benchmark sets (what a training run tests on); under data=folder data.root=DIR
+        # they are not sub-folders of DIR: there only an explicit data.sets picks sub-folders
+        sets = data.get("sets", None) or (data.get("test_sets", None) if kind != "folder" else None)
         sets = OmegaConf.to_container(sets, resolve=True) if OmegaConf.is_config(sets) else sets
         root = OmegaConf.to_container(root, resolve=True) if OmegaConf.is_config(root) else root
     data_dir = cfg.paths.get("data_dir") if cfg.get("paths") else None

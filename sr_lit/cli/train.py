@@ -91,6 +91,11 @@ def preflight(cfg: DictConfig) -> None:
     if ckpt not in (None, "last") and not Path(str(ckpt)).is_file():
         raise UserError(f"ckpt_path={ckpt}: no such checkpoint file")
     init = cfg.get("init_from")
+    if cfg.get("require_init_from") and not init:
+        raise UserError(
+            "missing value for init_from: this experiment fine-tunes the x2 model (SPEC 1.4); "
+            "set init_from=<x2 checkpoint> (or require_init_from=false to train from scratch)"
+        )
     if init is not None and not Path(str(init)).is_file():
         raise UserError(f"init_from={init}: no such checkpoint file")
     if ckpt == "last":
@@ -179,6 +184,14 @@ def wandb_should_be_offline() -> bool:
         return True
 
 
+def new_wandb_run_id() -> str:
+    """8 characters of [a-z0-9], the form W&B gives its own run ids."""
+    import secrets
+    import string
+
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
 def instantiate_loggers(cfg: DictConfig, run_dir: Path, identity: dict[str, Any]) -> list[Any]:
     from pytorch_lightning.utilities import rank_zero_only
 
@@ -201,14 +214,19 @@ def instantiate_loggers(cfg: DictConfig, run_dir: Path, identity: dict[str, Any]
             if cfg.get("ckpt_path") and cfg.ckpt_path != "last":
                 candidate = Path(cfg.ckpt_path).resolve().parent.parent / "wandb_run_id.txt"
                 id_file = candidate if candidate.is_file() else id_file
-            if id_file.is_file():
+            if node.get("id"):
+                overrides["id"] = str(node.id)
+            elif id_file.is_file() and id_file.read_text().strip() not in ("", "None"):
                 overrides["id"] = id_file.read_text().strip()
                 overrides["resume"] = "allow"
+            else:
+                # chosen here, not by W&B: the run does not exist yet, and the file must hold the real id
+                overrides["id"] = new_wandb_run_id()
             # `config` would collide with instantiate()'s own first parameter: pass it to the partial
             run_config = overrides.pop("config")
             logger = hydra.utils.instantiate(node, _partial_=True, **overrides)(config=run_config)
             if rank_zero_only.rank == 0:
-                (run_dir / "wandb_run_id.txt").write_text(str(logger.version))
+                (run_dir / "wandb_run_id.txt").write_text(overrides["id"])
             loggers.append(logger)
         else:
             loggers.append(hydra.utils.instantiate(node))
@@ -259,26 +277,41 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for lg in loggers:
         lg.log_hyperparams({"params": n_params, "run_name": identity["name"]})
 
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last" and find_last_checkpoint(cfg) is None:
+        # the first launch of a requeued job; said here, as Lightning's own note blames save_last (it is on)
+        log.info("ckpt_path=last: no checkpoint in this run directory yet; starting from scratch")
+        ckpt_path = None
     # weights_only=True: resuming never unpickles arbitrary objects (our checkpoints hold plain containers only)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
+    ckpt_cb = trainer.checkpoint_callback
+    last = Path(ckpt_cb.dirpath) / "last.ckpt" if ckpt_cb is not None and ckpt_cb.dirpath else None
+    global_step, best = int(trainer.global_step), dict(module.best)
+    skipped = getattr(getattr(datamodule, "train_set", None), "store", None)
+    skipped = None if skipped is None else int(skipped.n_skipped)  # bad files skipped at set-up
+    # Spawned DDP (trainer=ddp_cpu) trained in worker processes: the trainer, module and datamodule here never
+    # stepped (Lightning sends back only weights and logged metrics). What rank 0 recorded is in last.ckpt.
+    spawned = trainer.world_size > 1 and getattr(trainer.strategy, "_start_method", "popen") != "popen"
+    if spawned and last is not None and last.is_file() and trainer.is_global_zero:
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        global_step = int(state.get("global_step", global_step))
+        best = dict((state.get("sr_lit") or {}).get("best", best))
+        skipped = (state.get(type(datamodule).__qualname__) or {}).get("skipped_images", skipped)
     metrics: dict[str, Any] = {
         "params": n_params,
-        "global_step": int(trainer.global_step),
+        "global_step": global_step,
         "run_name": identity["name"],
         "group": identity["group"],
         "tags": identity["tags"],
     }
-    train_set = getattr(datamodule, "train_set", None)
-    if train_set is not None:  # bad files skipped at set-up (data.skip_bad / too_small=skip)
-        metrics["skipped_images"] = int(train_set.store.n_skipped)
-    metrics.update({f"best/{k}": v for k, v in module.best.items()})
+    if skipped is not None:
+        metrics["skipped_images"] = skipped
+    metrics.update({f"best/{k}": v for k, v in best.items()})
     # the last in-loop validation (sharded across ranks under DDP), kept beside the final single-process scores
     in_loop = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if trainer.world_size > 1:
         metrics["ddp_in_loop"] = in_loop
-    ckpt_cb = trainer.checkpoint_callback
-    last = Path(ckpt_cb.dirpath) / "last.ckpt" if ckpt_cb is not None and ckpt_cb.dirpath else None
     if cfg.get("final_eval", True) and last is not None and last.is_file() and trainer.is_global_zero:
         metrics.update(final_evaluation(last, datamodule))
         metrics["ckpt"] = str(last)

@@ -6,6 +6,7 @@
 
 Every input is checked (exists, is an image, no two share an output name) and the checkpoint is
 loaded before the first image is processed, so a typo fails in a second, not after an hour.
+Alpha is not super-resolved: RGBA/LA inputs give RGB/grayscale PNGs, with a warning naming each such file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import torch
 from sr_lit.cli._common import CliError, fail
 
 PROG = "sr-upscale"
+# Pillow modes with an alpha band: read_image drops it (SR of alpha is out of scope), so the user is told
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 def _formatter() -> type[argparse.HelpFormatter]:
@@ -120,7 +123,7 @@ def collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Pat
 
 def build_upscaler(args: argparse.Namespace):
     from sr_lit.inference.predictor import Upscaler
-    from sr_lit.models.loading import CheckpointError, load_model
+    from sr_lit.models.loading import CheckpointError, TorchScriptFileError, load_model
 
     for opt in ("tile", "overlap", "max_pixels"):
         v = getattr(args, opt)
@@ -143,6 +146,11 @@ def build_upscaler(args: argparse.Namespace):
             return _onnx_upscaler(args, common)
         try:
             model, spec = load_model(args.ckpt, map_location="cpu")
+        except TorchScriptFileError:
+            raise CliError(
+                f"--ckpt {args.ckpt} is a TorchScript export: sr-upscale reads .ckpt or .safetensors "
+                "(or --onnx FILE for ONNX)"
+            ) from None
         except CheckpointError as e:
             raise CliError(f"--ckpt {e}") from None
         if args.scale is not None and args.scale != int(spec["scale"]):
@@ -172,6 +180,17 @@ def _onnx_upscaler(args: argparse.Namespace, common: dict):
     if args.scale is not None and args.scale != upscaler.scale:
         raise CliError(f"--scale {args.scale} disagrees with --onnx {args.onnx}, a x{upscaler.scale} model")
     return upscaler
+
+
+def dropped_transparency(path: Path) -> str | None:
+    """What transparency ``read_image`` will drop from ``path`` (header only): an alpha band, a transparent
+    colour (PNG tRNS), or None."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in _ALPHA_MODES:
+            return "alpha channel"
+        return "transparency" if "transparency" in im.info else None
 
 
 def save_png(sr01: torch.Tensor, path: Path, gray: bool) -> None:
@@ -212,6 +231,10 @@ def run(args: argparse.Namespace) -> int:
         except ImageError as e:
             raise CliError(str(e)) from None
         gray = img.shape[0] == 1
+        dropped = dropped_transparency(src)
+        if dropped:  # through tqdm, so that the progress bar is not torn
+            out_mode = "grayscale" if gray else "RGB"
+            tqdm.write(f"{PROG}: warning: {src}: {dropped} dropped; output is {out_mode}", file=sys.stderr)
         # no name kept for the float SR: save_png frees it once quantised (peak memory)
         save_png(upscaler(to_float(img)), dst, gray=gray)
         del img

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from sr_lit.data.datasets import (
@@ -211,6 +213,7 @@ class SRDataModule(pl.LightningDataModule):
         sampler = EpochKeyedSampler(
             self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.seed
         )
+        self._position_for_resume(sampler)
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
@@ -221,6 +224,39 @@ class SRDataModule(pl.LightningDataModule):
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             prefetch_factor=4 if self.num_workers > 0 else None,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: what sr-train's metrics.json reports when the fit ran in spawned workers."""
+        store = getattr(self.train_set, "store", None)
+        return {} if store is None else {"skipped_images": int(store.n_skipped)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore: the data are rebuilt from the config (the sampler follows the trainer's progress)."""
+
+    def _position_for_resume(self, sampler: EpochKeyedSampler) -> None:
+        """Let the sampler take each pass's epoch and start from the batches the fit has trained.
+
+        Lightning restarts a resumed epoch from its first batch (it only warns that a plain DataLoader is "not
+        resumable"), counts an epoch that max_steps cut short as finished, and with workers > 0 draws the first
+        indices before it calls ``set_epoch``. Counting trained batches avoids all three; with the patch RNG keyed
+        by (seed, epoch, index) a resumed run trains on exactly the batches an uninterrupted one would. Not with
+        limit_train_batches (a debug setting: epochs are then shorter than the loader): Lightning's epoch is used.
+        """
+        trainer = getattr(self, "trainer", None)
+        fit_loop = getattr(trainer, "fit_loop", None)
+        if fit_loop is None or getattr(trainer, "limit_train_batches", 1.0) not in (None, 1.0):
+            return
+        progress = fit_loop.epoch_loop.batch_progress
+        sampler.follow(lambda: progress.total.processed, self.batch_size)
+        epoch, skip = sampler.position()
+        if skip:
+            warnings.filterwarnings(
+                "ignore", message=r".*ended before the epoch ended and your dataloader is"
+            )
+            n = len(sampler) // self.batch_size
+            rank_zero_info(
+                f"resuming mid-epoch: epoch {epoch}, after its first {skip // self.batch_size} of {n} batches"
+            )
 
     def _eval_loaders(self, datasets: dict[str, EvalDataset]) -> list[DataLoader]:
         world, rank = self._world()

@@ -149,12 +149,19 @@ def _pair_key(pair: ImagePair, scale: int, lr_border: str) -> tuple:
     return (hr, lr, str(pair.lr_path), scale, lr_border)
 
 
+# read once at import (os.umask can only be read by setting it, which would race with threads creating files)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _save_npy_atomic(arr: torch.Tensor, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, arr.numpy())
+        # mkstemp makes 0600 files: a cache shared by jobs of other users/uids must be readable as open() makes it
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, dest)  # atomic: concurrent ranks never see a half-written file
     finally:
         if os.path.exists(tmp):

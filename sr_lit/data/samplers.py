@@ -6,7 +6,8 @@ Both subclass ``DistributedSampler`` so that Lightning never wraps them again, w
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+import itertools
+from collections.abc import Callable, Iterator, Sized
 
 from torch.utils.data import DistributedSampler
 
@@ -40,9 +41,28 @@ class EpochKeyedSampler(DistributedSampler):
             drop_last=drop_last,
         )
 
+        self.batches_done: Callable[[], int] | None = None
+        self.batch_size = 1
+
+    def follow(self, batches_done: Callable[[], int], batch_size: int) -> None:
+        """Take each pass's position from the trainer: ``batches_done()`` batches trained so far in the fit (of
+        ``batch_size`` samples on this rank; an epoch is len // batch_size batches, the rest dropped). A pass then
+        yields epoch ``done // N`` from batch ``done % N`` on, whatever epoch number the trainer passes to
+        ``set_epoch``: a run resumed mid-epoch trains on exactly the batches an uninterrupted run would."""
+        self.batches_done, self.batch_size = batches_done, int(batch_size)
+
+    def position(self) -> tuple[int, int]:
+        """(epoch, samples to skip) of the next pass."""
+        per_epoch = self.num_samples // self.batch_size
+        if self.batches_done is None or per_epoch == 0:
+            return self.epoch, 0
+        epoch, batches = divmod(int(self.batches_done()), per_epoch)
+        return epoch, batches * self.batch_size
+
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        epoch = self.epoch
-        return ((epoch, i) for i in super().__iter__())
+        epoch, skip = self.position()
+        self.epoch = epoch  # DistributedSampler's shuffle is seeded by seed + epoch
+        return ((epoch, i) for i in itertools.islice(super().__iter__(), skip, None))
 
 
 class UnrepeatedDistributedSampler(DistributedSampler):

@@ -120,6 +120,26 @@ class SpawnSafeEMA(EMAWeightAveraging):
     def __init__(self, decay: float = 0.999, **kwargs: Any) -> None:
         super().__init__(decay=decay, **kwargs)
         self.decay = decay
+        self._trained_state: dict[str, torch.Tensor] | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._trained_state = None
+        super().on_fit_start(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning copies the average into the model here, and ModelCheckpoint's on_train_end, which runs after
+        # every other callback, then writes last.ckpt: its current_model_state would hold the EMA weights, and a
+        # run resumed from it (a longer max_steps) would go on training from them (PITFALL 9). Keep the trained
+        # weights for the checkpoints written from now on.
+        self._trained_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if self._trained_state is not None and "current_model_state" in checkpoint:
+            checkpoint["current_model_state"] = self._trained_state
 
     @property
     def state_key(self) -> str:

@@ -7,7 +7,10 @@ rebuilt from the file alone: no config needs to be passed next to a checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import stat
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,14 @@ from torch import nn
 
 __all__ = [
     "CheckpointError",
+    "TorchScriptFileError",
     "clean_state_dict",
+    "is_torchscript_archive",
     "load_model",
     "load_state",
     "load_state_dict_any",
     "save_safetensors",
+    "write_atomic",
 ]
 
 _NET_PREFIX = "net."
@@ -74,6 +80,26 @@ def _check_spec(path: Path, spec: Any) -> dict:
     return spec
 
 
+class TorchScriptFileError(CheckpointError):
+    """A TorchScript archive (``sr-export --format torchscript``) given where a checkpoint is expected."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(
+            path, "a TorchScript export, not a checkpoint: give the .ckpt or an sr-export .safetensors file"
+        )
+
+
+def is_torchscript_archive(path: str | Path) -> bool:
+    """A zip whose records include ``constants.pkl`` or ``code/`` (what ``torch.jit.save`` writes; a
+    ``torch.save`` zip has neither). Reads the zip directory only; torch.load would warn and then fail."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            records = [name.partition("/")[2] for name in z.namelist()]
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(r == "constants.pkl" or r.startswith("code/") for r in records)
+
+
 def _unpickling_reason(e: Exception) -> str:
     """torch's weights_only refusal is a paragraph; keep the line that says what it refused."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
@@ -86,6 +112,8 @@ def _unpickling_reason(e: Exception) -> str:
 
 
 def _read_ckpt(path: Path, map_location: Any) -> tuple[dict, dict[str, torch.Tensor]]:
+    if is_torchscript_archive(path):
+        raise TorchScriptFileError(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -152,6 +180,8 @@ def load_state_dict_any(path: str | Path, map_location: Any = "cpu") -> dict[str
             return load_file(str(path), device=str(map_location or "cpu"))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(path, f"not a safetensors file ({e})") from e
+    if is_torchscript_archive(path):
+        raise TorchScriptFileError(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -212,13 +242,37 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module, 
     return model.eval(), spec
 
 
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``path`` through a temp file + rename (no reader sees half a file) with the mode ``open()`` gives.
+
+    safetensors' ``save_file`` (like ``tempfile.mkstemp``) leaves 0600 files; here a new file gets 0666 minus
+    the umask, an existing one keeps its mode, and a symlink is written through, as ``open(path, "wb")`` does.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        mode: int | None = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def save_safetensors(model: nn.Module, spec: Mapping, path: str | Path) -> Path:
     """Export weights + spec (JSON in the metadata) so ``load_model`` can rebuild it without pickle."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # clone: safetensors refuses tensors that share storage (views, tied weights).
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={_SPEC_KEY: json.dumps(_plain(spec)), "format": "sr_lit"})
+    write_atomic(path, save(state, metadata={_SPEC_KEY: json.dumps(_plain(spec)), "format": "sr_lit"}))
     return path

@@ -20,6 +20,12 @@ import yaml
 
 # overrides that never define a variant: the seed (averaged over), the sweep file, run plumbing
 IGNORED_KEYS = ("seed", "sweep", "ckpt_path", "init_from", "trainer.devices")
+ERROR_MAX_CHARS = 300  # a failed job's reason in report.md / on stderr
+_TRACEBACK = "Traceback (most recent call last):"
+_CHAIN_LINKS = {  # traceback.format_exc's separators between chained exceptions -> how the summary says it
+    "The above exception was the direct cause of the following exception:": "caused by",
+    "During handling of the above exception, another exception occurred:": "while handling",
+}
 
 
 @dataclass
@@ -31,7 +37,7 @@ class Job:
     overrides: dict[str, str] = field(default_factory=dict)  # key -> value, as given to Hydra
     config: dict[str, Any] | None = None  # resolved config
     metrics: dict[str, Any] = field(default_factory=dict)
-    error: str = ""  # first line of error.txt
+    error: str = ""  # one line from error.txt: its first line plus the root cause (error_summary)
 
     @property
     def seed(self) -> Any:
@@ -65,14 +71,56 @@ def _load_config(job_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: max(n - 1, 0)] + "…"
+
+
+def _exception_text(segment: list[str]) -> str:
+    """`Type: message` of one traceback segment: the lines after its (indented) frames, joined."""
+    lines = [ln for ln in segment if ln.strip() and ln.strip() != _TRACEBACK]
+    start = next((i for i, ln in enumerate(lines) if not ln[:1].isspace()), len(lines))
+    return " ".join(ln.strip() for ln in lines[start:])
+
+
+def error_summary(text: str, max_chars: int = ERROR_MAX_CHARS) -> str:
+    """One line from train.py's error.txt (`Type: message`, a blank line, the traceback) for the report.
+
+    The first line alone can hide the reason: a Hydra InstantiationException says "Error in call to target
+    '...':" and the ValueError that says what is wrong follows on the next lines. So the summary is that first
+    line plus the chain's first exception (the root cause, printed first by the traceback) when it differs.
+    """
+    lines = text.splitlines()
+    tb_at = next((i for i, ln in enumerate(lines) if ln.strip() == _TRACEBACK), len(lines))
+    head = [ln.strip() for ln in lines[:tb_at] if ln.strip()]
+    segments: list[list[str]] = [[]]
+    links: list[str] = []
+    for ln in lines[tb_at:]:
+        if ln.strip() in _CHAIN_LINKS:
+            links.append(_CHAIN_LINKS[ln.strip()])
+            segments.append([])
+        else:
+            segments[-1].append(ln)
+    exceptions = [e for e in (_exception_text(seg) for seg in segments) if e]
+    if not head:
+        head = [exceptions[-1]] if exceptions else ["(empty error.txt)"]
+    if len(exceptions) < 2 or (exceptions[0].partition(": ")[2] or exceptions[0]) in head[0]:
+        return _clip(" ".join(head), max_chars)  # one exception (or the first line names the cause)
+    root, outer = exceptions[0], head[0].rstrip(": ")
+    link = links[0] if len(links) == len(exceptions) - 1 else "caused by"
+    room = max(max_chars - len(root) - len(link) - 4, max_chars // 3)
+    return _clip(f"{_clip(outer, room)} ({link} {root})", max_chars)
+
+
+def _read_error(path: Path) -> str:
+    return error_summary(path.read_text(errors="replace"))
+
+
 def read_job(job_dir: Path) -> Job:
     overrides = dict(_key(o) for o in (_read_yaml(job_dir / ".hydra" / "overrides.yaml") or []))
     job = Job(path=str(job_dir), status="missing", overrides=overrides, config=_load_config(job_dir))
     error, metrics = job_dir / "error.txt", job_dir / "metrics.json"
     if error.is_file():
-        job.status = "failed"
-        lines = [ln for ln in error.read_text(errors="replace").splitlines() if ln.strip()]
-        job.error = lines[0] if lines else "(empty error.txt)"
+        job.status, job.error = "failed", _read_error(error)
     elif metrics.is_file():
         try:
             job.metrics = json.loads(metrics.read_text())
@@ -197,9 +245,10 @@ def collect_wandb_offline(root: Path) -> list[Job]:
         if not any(k.startswith("val/") for k in summary) and job_metrics.is_file():
             summary = json.loads(job_metrics.read_text())
         status = "ok" if any(k.startswith("val/") for k in summary) else "missing"
+        error = ""
         if (job_dir / "error.txt").is_file():
-            status = "failed"
-        jobs.append(Job(path=str(run), status=status, config=config, metrics=summary))
+            status, error = "failed", _read_error(job_dir / "error.txt")
+        jobs.append(Job(path=str(run), status=status, config=config, metrics=summary, error=error))
     for job, ov in zip(jobs, _variant_overrides([j.config or {} for j in jobs]), strict=True):
         job.overrides = {**ov, "seed": str((job.config or {}).get("seed"))}
     return jobs

@@ -197,6 +197,11 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
     return out
 
 
+def _one_line(text: str) -> str:
+    """Markdown-safe on one line (an error message may hold newlines and `|`, which would split a table)."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def markdown(report: Report, title: str) -> str:
     sets = report.sets
     head = ["variant", "n seeds", "params", "GFLOPs (48×48)"]
@@ -232,5 +237,8 @@ def markdown(report: Report, title: str) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if report.problems:
         lines += ["", "Failed or missing jobs:", ""]
-        lines += [f"- {j.status}: `{j.path}`" + (f" — {j.error}" if j.error else "") for j in report.problems]
+        lines += [
+            f"- {j.status}: `{j.path}`" + (f" — {_one_line(j.error)}" if j.error else "")
+            for j in report.problems
+        ]
     return "\n".join(lines) + "\n"

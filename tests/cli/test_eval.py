@@ -83,6 +83,9 @@ def test_checkpoint_on_hr_folder(monkeypatch, tmp_path: Path) -> None:
     r = run_eval(monkeypatch, tmp_path, f"ckpt_path={ckpt}", f"hr_dir={hr}", "tile=8")
     assert r["scale"] == 2 and r["model_spec"] == spec
     assert r["sets"]["hr_set"]["n_images"] == 2 and np.isfinite(r["sets"]["hr_set"]["psnr_y"])
+    # the README's form: the data group's test_sets (benchmark names) must not be taken as sub-folders of root
+    r2 = run_eval(monkeypatch, tmp_path, f"ckpt_path={ckpt}", "data=folder", f"data.root={hr}", "tile=8")
+    assert r2["sets"] == r["sets"]
 
 
 def _expect_error(monkeypatch, tmp_path: Path, capsys, needle: str, *overrides: str) -> None:

@@ -128,3 +128,40 @@ def test_errors_exit_2_with_one_line_naming_the_problem(
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not Path(out).exists()  # nothing written before the inputs were checked
+
+
+def test_alpha_dropped_with_one_warning_per_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(3)
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.fromarray(rng.integers(0, 256, (9, 11, 4), dtype=np.uint8), "RGBA").save(d / "rgba.png")
+    Image.fromarray(rng.integers(0, 256, (9, 11, 2), dtype=np.uint8), "LA").save(d / "la.png")
+    _png(d / "rgb.png", 9, 11)
+    out = tmp_path / "out"
+    assert main([str(d), "--out", str(out), "--baseline", "bicubic", "--scale", "2", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning") == 2, err
+    assert f"{d / 'rgba.png'}: alpha channel dropped; output is RGB" in err
+    assert f"{d / 'la.png'}: alpha channel dropped; output is grayscale" in err
+    with Image.open(out / "rgba.png") as a, Image.open(out / "la.png") as b:
+        assert (a.mode, b.mode) == ("RGB", "L")  # behaviour kept: SR of alpha is out of scope
+
+
+def test_torchscript_ckpt_is_named(images: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import warnings
+
+    from sr_lit.export.torchscript import export_torchscript
+
+    model, spec = tiny_model(2)
+    ts = export_torchscript(model, spec, tmp_path / "m.pt").path
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(SystemExit) as e:
+            main([str(images / "a.png"), "--out", str(tmp_path / "out"), "--ckpt", str(ts)])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    assert (
+        f"{ts} is a TorchScript export: sr-upscale reads .ckpt or .safetensors (or --onnx FILE for ONNX)"
+        in err
+    )
+    assert not [str(w.message) for w in caught if "TorchScript" in str(w.message)]

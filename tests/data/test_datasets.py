@@ -200,7 +200,11 @@ def test_cache_modes_give_identical_items(tmp_path: Path, cache: str) -> None:
             assert torch.equal(ref[(1, i)]["lr"], ds[(1, i)]["lr"])
             assert torch.equal(ref[(1, i)]["hr"], ds[(1, i)]["hr"])
     if cache == "disk":
-        assert len(list((tmp_path / "cache").glob("*.npy"))) == 4
+        files = list((tmp_path / "cache").glob("*.npy"))
+        assert len(files) == 4
+        from sr_lit.data.datasets import _UMASK  # readable as open() would make them, not mkstemp's 0600
+
+        assert {f.stat().st_mode & 0o777 for f in files} == {0o666 & ~_UMASK}
 
 
 def test_eval_dataset_items(tmp_path: Path) -> None:

@@ -34,3 +34,21 @@ def test_epoch_keyed_sampler() -> None:
     shards = [list(EpochKeyedSampler(list(range(5)), 2, r, seed=1)) for r in range(2)]
     assert len(shards[0]) == len(shards[1]) == 3
     assert {k[1] for k in shards[0] + shards[1]} == set(range(5))
+
+
+def test_epoch_keyed_sampler_follows_the_batches_trained() -> None:
+    data = list(range(10))  # batch 3: 3 batches per epoch, one sample dropped
+    plain = EpochKeyedSampler(data, seed=1)
+    epochs = []
+    for e in range(3):
+        plain.set_epoch(e)
+        epochs.append(list(plain)[:9])
+    done = [0]
+    s = EpochKeyedSampler(data, seed=1)
+    s.follow(lambda: done[0], batch_size=3)
+    s.set_epoch(7)  # ignored: the position comes from the batches trained
+    assert list(s)[:9] == epochs[0]
+    done[0] = 4  # resumed after epoch 0 and one batch of epoch 1
+    assert list(s)[:6] == epochs[1][3:]
+    done[0] = 6
+    assert list(s)[:9] == epochs[2]

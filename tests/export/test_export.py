@@ -231,3 +231,24 @@ def test_export_refuses_a_mismatch(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="differs from PyTorch"):
         export_onnx(variant_model(spec), spec, tmp_path / "m.onnx", atol=0.0)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_every_export_gets_the_umask_mode(tmp_path: Path, capsys) -> None:
+    """Like open(): 0666 minus the umask for a new file (safetensors' own writer left 0600), an existing file's
+    mode kept on re-export."""
+    import os
+    import stat
+
+    ckpt = save_ckpt(tmp_path / "plain.ckpt", variant_spec("edsr_tiny", "none", "none"))
+    old = os.umask(0o027)
+    try:
+        for name in ("m.onnx", "m.pt", "m.safetensors"):
+            assert export_main([str(ckpt), "--out", str(tmp_path / name)]) == 0
+        modes = {n: stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("m.onnx", "m.pt", "m.safetensors")}
+        assert modes == dict.fromkeys(modes, 0o640), {k: oct(v) for k, v in modes.items()}
+        os.chmod(tmp_path / "m.safetensors", 0o604)
+        assert export_main([str(ckpt), "--out", str(tmp_path / "m.safetensors")]) == 0
+        assert stat.S_IMODE((tmp_path / "m.safetensors").stat().st_mode) == 0o604
+    finally:
+        os.umask(old)
+    assert not list(tmp_path.glob(".*tmp*"))  # no temp file left next to the export

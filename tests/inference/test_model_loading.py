@@ -73,3 +73,42 @@ def test_load_state_dict_any_accepts_plain_state_dicts(tmp_path: Path) -> None:
     p = tmp_path / "plain.pt"
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, p)
     assert set(load_state_dict_any(p)) == set(model.state_dict())
+
+
+def test_torchscript_export_is_named_not_unpickled(tmp_path: Path) -> None:
+    """A TorchScript archive is recognised from its zip records: a clear error, and torch.load's
+    'looks like a TorchScript archive' warning never fires."""
+    import warnings
+
+    from sr_lit.export.torchscript import export_torchscript
+    from sr_lit.models.loading import TorchScriptFileError, is_torchscript_archive
+
+    model, spec = tiny_model(2)
+    ts = export_torchscript(model, spec, tmp_path / "m.pt").path
+    ckpt = _fake_ckpt(tmp_path / "m.ckpt", model.state_dict(), spec)
+    assert is_torchscript_archive(ts) and not is_torchscript_archive(ckpt)
+    for load in (load_model, load_state_dict_any):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(TorchScriptFileError, match="TorchScript export") as e:
+                load(ts)
+        assert isinstance(e.value, CheckpointError) and str(e.value).startswith(str(ts))
+        assert not caught, [str(w.message) for w in caught]
+
+
+def test_save_safetensors_writes_through_a_symlink_with_the_umask_mode(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    model, spec = tiny_model(2)
+    target = tmp_path / "real.safetensors"
+    link = tmp_path / "link.safetensors"
+    old = os.umask(0o022)
+    try:
+        save_safetensors(model, spec, target)
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+        link.symlink_to(target)
+        save_safetensors(model, spec, link)
+    finally:
+        os.umask(old)
+    assert link.is_symlink() and load_model(link)[1] == spec

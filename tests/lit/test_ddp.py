@@ -35,5 +35,9 @@ def test_ddp_cpu_validation_equals_single_process(compose_train, tmp_path):
         assert in_loop_psnr == pytest.approx(on_disk[f"val/{name}/psnr_y"], abs=1e-6)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 2
+    # the workers' record, not the never-stepped trainer of the launching process: same schema as one process
+    assert on_disk["global_step"] == 2 and on_disk["skipped_images"] == 0
+    best = {k.removeprefix("best/"): v for k, v in on_disk.items() if k.startswith("best/")}
+    assert ckpt["sr_lit"]["best"] and best == pytest.approx(ckpt["sr_lit"]["best"])
     # only rank 0 writes: one metrics file from the CSV logger
     assert len(list(run.rglob("metrics.csv"))) == 1

@@ -22,6 +22,20 @@ def test_fast_dev_run_composes_and_runs(compose_train):
     assert metrics["global_step"] == 1
 
 
+def test_every_logger_config_runs(compose_train, tmp_path):
+    """logger=many (CSV + TensorBoard + offline W&B): each logger's files appear in the run directory."""
+    run = tmp_path / "run"
+    overrides = [
+        "trainer.max_steps=2",
+        "trainer.log_every_n_steps=1",
+        "logger=many",
+        "logger.wandb.offline=true",
+    ]
+    train(compose_train(*overrides, run_dir=run))
+    assert list((run / "tensorboard").glob("events.out.tfevents.*")), sorted(p.name for p in run.iterdir())
+    assert list(run.rglob("metrics.csv")) and list((run / "wandb").glob("offline-run-*"))
+
+
 def test_short_fit_writes_run_dir_and_metrics(compose_train, tmp_path):
     run = tmp_path / "run"
     cfg = compose_train("trainer.max_steps=3", "attention=ca", "hpf=dynamic", "logger=csv", run_dir=run)
@@ -97,6 +111,33 @@ def test_resume_gives_the_same_weights(compose_train, tmp_path):
     assert a["sr_lit"]["best"] == pytest.approx(b["sr_lit"]["best"])
 
 
+def test_resume_mid_epoch_trains_on_the_same_batches(compose_train, tmp_path):
+    """3 batches per epoch; stop after 4 steps (epoch 1, batch 1) and resume to 8: the resumed part must see the
+    batches an uninterrupted run sees, not replay epoch 1 from its start. Two data workers: Lightning draws
+    their first indices before it sets the sampler's epoch. One run logs to offline W&B: its id must carry over."""
+    common = ["attention=mmca", "hpf=dynamic", "data.repeat=1", "final_eval=false", "data.num_workers=2"]
+    common += [
+        "data.persistent_workers=false",
+        "trainer.val_check_interval=null",
+        "trainer.check_val_every_n_epoch=100",
+    ]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(compose_train(*common, "trainer.max_steps=8", run_dir=straight))
+    wandb = ["logger=wandb", "logger.wandb.offline=true"]
+    train(compose_train(*common, *wandb, "trainer.max_steps=4", run_dir=split))
+    run_id = (split / "wandb_run_id.txt").read_text()
+    train(compose_train(*common, *wandb, "trainer.max_steps=8", "ckpt_path=last", run_dir=split))
+    a = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(split / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 8
+    for key in ("state_dict", "current_model_state"):
+        for k in a[key]:
+            torch.testing.assert_close(a[key][k], b[key][k], atol=1e-6, rtol=0, msg=f"{key}/{k}")
+    assert len(run_id) == 8 and run_id != "None" and (split / "wandb_run_id.txt").read_text() == run_id
+    runs = sorted(p.name for p in (split / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs), runs
+
+
 def test_nan_losses_are_skipped_then_the_run_stops_with_a_checkpoint(compose_train, tmp_path, monkeypatch):
     import sr_lit.lit.module as module_lib
 
@@ -125,6 +166,7 @@ def test_nan_losses_are_skipped_then_the_run_stops_with_a_checkpoint(compose_tra
         ("scale=5", "scale=5"),
         ("ckpt_path=/nonexistent.ckpt", "no such checkpoint"),
         ("init_from=/x.ckpt", "init_from"),
+        ("experiment=paper_rcan_x4", "fine-tunes the x2 model"),  # its x2 checkpoint forgotten
     ],
 )
 def test_preflight_rejects_bad_config(compose_train, override, message):

@@ -166,3 +166,52 @@ def test_the_issue_smoke_line_yields_a_four_row_report(tmp_path: Path) -> None:
     variants = {r["variant"] for r in rows}
     assert variants == {f"attention={a}, hpf={h}" for a in ("none", "mmca") for h in ("none", "dynamic")}
     assert (out / "report.md").is_file() and (out / "report.png").stat().st_size > 0
+
+
+def _fake_job(sweep_dir: Path, name: str, overrides: list[str]) -> Path:
+    job = sweep_dir / name
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    return job
+
+
+def _error_txt(e: Exception) -> str:
+    """What sr-train writes to <run dir>/error.txt (cli/train.py), for an exception being handled."""
+    import traceback
+
+    return f"{type(e).__name__}: {e}\n\n{traceback.format_exc()}"
+
+
+def test_report_shows_the_root_cause_of_a_failed_job(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # a Hydra InstantiationException's first line names only the target; the reason is the chained ValueError
+    from hydra.utils import instantiate
+
+    d = tmp_path / "sweep"
+    ok = _fake_job(d, "0_hpf.groups=8", ["hpf.groups=8", "seed=0"])
+    (ok / "metrics.json").write_text(json.dumps({"val/Set5/psnr_y": 30.0, "val/Set5/ssim_y": 0.9}))
+    bad = _fake_job(d, "1_hpf.groups=5", ["hpf.groups=5", "seed=0"])
+    try:
+        instantiate({"_target_": "sr_lit.models.blocks.hpf.DynamicHPF", "channels": 32, "groups": 5})
+    except Exception as e:  # noqa: BLE001
+        (bad / "error.txt").write_text(_error_txt(e))
+    pipe = _fake_job(d, "2_hpf.groups=7", ["hpf.groups=7", "seed=0"])
+    try:
+        try:
+            raise ValueError("bad value a|b\n" + "x" * 1000)
+        except ValueError as cause:
+            raise RuntimeError("wrapped") from cause
+    except RuntimeError as e:
+        (pipe / "error.txt").write_text(_error_txt(e))
+    assert (bad / "error.txt").read_text().startswith("InstantiationException: Error in call to target")
+
+    out = tmp_path / "report"
+    assert report_main([str(d), "--out", str(out), "--wandb", "off", "--no-cost"]) == 0
+    err = capsys.readouterr().err
+    md = (out / "report.md").read_text()
+    failed = [ln for ln in md.splitlines() if ln.startswith("- failed:")]
+    assert len(failed) == 2
+    assert "groups=5 must divide channels=32" in failed[0]
+    assert "InstantiationException" in failed[0] and "DynamicHPF" in failed[0]  # the first line is kept too
+    assert "groups=5 must divide channels=32" in err
+    # one line, `|` escaped for markdown, length bounded
+    assert "bad value a\\|b" in failed[1] and "wrapped" in failed[1] and len(failed[1]) < 500

@@ -138,7 +138,8 @@ class DynamicHPF(nn.Module):
     """HPF(x) = x - L(x), L a per-pixel, per-group predicted low-pass kernel (SPEC 1.1).
 
     predictor: conv k x k, C -> G*k*k, no bias, reflect padding; BatchNorm2d(G*k*k) if bn; softmax over each
-    group's k*k taps (`group`: zero DC gain, constant in -> 0 out) or over all G*k*k channels (`joint`).
+    group's k*k taps (`group`: zero DC gain, constant in -> 0 out, up to float rounding of the softmax's sum)
+    or over all G*k*k channels (`joint`).
     """
 
     def __init__(
