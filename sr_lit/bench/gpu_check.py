@@ -1,7 +1,8 @@
 """`make gpu-check` / `python -m sr_lit.bench.gpu_check`: the GPU checks in one call (about 3-5 min on one H100).
 
-1. HPF low-pass kernel on CUDA: forward+backward time and peak allocated memory of unfold (reference), the
-   repo's shift path (hand-written backward) and its plain-autograd twin, (16, 64, 48, 48), k=3 and 5, G=8.
+1. HPF kernel (the high-pass sum_t w_t (x - x_t)) on CUDA: forward+backward time and peak allocated memory of
+   unfold (reference), the repo's shift path (hand-written backward) and its plain-autograd twin,
+   (16, 64, 48, 48), k=3 and 5, G=8.
 2. Training step time, edsr_baseline x2 (batch 16, 48 px): fp32 vs bf16 autocast (what Lightning's
    `bf16-mixed` does), channels_last, and torch.compile (bf16 + channels_last); full RCAN x2 (CA): fp32 vs
    bf16 (+ channels_last). Arms interleaved over repetitions, CUDA-synchronised, median.

@@ -1,9 +1,11 @@
-"""Benchmark 3: the HPF low-pass kernel, memory-lean shift (k*k shifted multiply-adds) vs the F.unfold reference.
+"""Benchmark 3: the HPF kernel, memory-lean shift (k*k - 1 shifted differences) vs the F.unfold reference.
+
+The kernel is the high-pass sum_t w_t (x - x_t) the model computes (= x - L for softmax-normalised kernels).
 
 Arms: unfold (reference), shift (the repo's lean path: shifted multiply-adds with a hand-written backward) and
 shift_autograd (the same forward arithmetic under plain autograd: what the hand-written backward buys).
 Headline keys are the repo's shift at k=3.
-Time: forward + backward of the low-pass alone on (N, C, H, W) with softmax-normalised weights, interleaved
+Time: forward + backward of the high-pass alone on (N, C, H, W) with softmax-normalised weights, interleaved
 (unfold, shift, shift_autograd, unfold, ...) after warm-up, median.
 Memory held for backward: a saved_tensors_hooks pass sums the bytes of every distinct storage autograd keeps;
 the "extra" figure leaves out the storages of the two inputs (x and the weights exist with or without the
@@ -35,20 +37,20 @@ GROUPS = 8
 
 
 def shift_autograd(x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int) -> torch.Tensor:
-    """The repo's shift forward differentiated by plain autograd (the path before the hand-written backward)."""
-    from sr_lit.models.blocks.hpf import _shift_accumulate, _shift_operands
+    """The repo's shift forward differentiated by plain autograd (what the hand-written backward replaces)."""
+    from sr_lit.models.blocks.hpf import _shift_highpass, _shift_operands
 
     padded, tap_weights = _shift_operands(x, weights, kernel_size, groups)
-    return _shift_accumulate(padded, tap_weights, kernel_size).reshape(x.shape)
+    return _shift_highpass(padded, tap_weights, kernel_size).reshape(x.shape)
 
 
 def impls() -> dict[str, Impl]:
     """unfold (reference), shift (the repo's lean path) and shift_autograd (same forward, plain autograd)."""
-    from sr_lit.models.blocks.hpf import dynamic_lowpass_shift, dynamic_lowpass_unfold
+    from sr_lit.models.blocks.hpf import dynamic_highpass_shift, dynamic_highpass_unfold
 
     return {
-        "unfold": dynamic_lowpass_unfold,
-        "shift": dynamic_lowpass_shift,
+        "unfold": dynamic_highpass_unfold,
+        "shift": dynamic_highpass_shift,
         "shift_autograd": shift_autograd,
     }
 

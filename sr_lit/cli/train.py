@@ -265,7 +265,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("init_from"):
         module.load_init_weights(str(cfg.init_from))
     if cfg.get("compile"):
-        module.net = torch.compile(module.net)
+        # in place: state_dict keys stay those of the plain network (torch.compile(net) would add `_orig_mod.`
+        # and then refuse every checkpoint written without it, its own resumes included)
+        module.net.compile()
 
     identity = run_identity(cfg)
     loggers = instantiate_loggers(cfg, run_dir, identity)

@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 
 from sr_lit.data.imresize import make_lr
 from sr_lit.data.io import ImageError, read_image, to_float, to_rgb
+from sr_lit.data.samplers import PAD_INDEX
 from sr_lit.data.sources import ImagePair, benchmark_pairs, folder_label, folder_pairs, pairs_from_spec
 from sr_lit.data.transforms import item_generator, random_dihedral, random_pair_crop
 
@@ -408,8 +409,14 @@ class EvalDataset(Dataset):
         return len(self.store)
 
     def __getitem__(self, index: int) -> dict:
-        lr, hr = self.store.get(index)
-        return {"lr": to_float(to_rgb(lr)), "hr": to_float(hr), "name": self.store.entries[index].name}
+        """index PAD_INDEX (-1; UnrepeatedDistributedSampler, a rank with no image): the first image flagged
+        ``pad``, which evaluation skips. Any other negative index is an error, not Python's from-the-end."""
+        pad = index == PAD_INDEX
+        if index < 0 and not pad:
+            raise IndexError(f"{index}: evaluation datasets take indices 0..{len(self) - 1} (or PAD_INDEX)")
+        lr, hr = self.store.get(0 if pad else index)
+        name = "(pad)" if pad else self.store.entries[index].name
+        return {"lr": to_float(to_rgb(lr)), "hr": to_float(hr), "name": name, "pad": pad}
 
 
 def build_eval_datasets(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sized
 
 from torch.utils.data import DistributedSampler
 
-__all__ = ["EpochKeyedSampler", "UnrepeatedDistributedSampler"]
+__all__ = ["PAD_INDEX", "EpochKeyedSampler", "UnrepeatedDistributedSampler"]
 
 
 class EpochKeyedSampler(DistributedSampler):
@@ -65,24 +65,29 @@ class EpochKeyedSampler(DistributedSampler):
         return ((epoch, i) for i in itertools.islice(super().__iter__(), skip, None))
 
 
+PAD_INDEX = -1  # a placeholder item: evaluation datasets return one flagged `pad`, which is not scored
+
+
 class UnrepeatedDistributedSampler(DistributedSampler):
     """Rank r gets indices r, r + world, r + 2*world, ... in order: no padding, no repeats.
 
     Every evaluation image is scored exactly once over all ranks (a padded DistributedSampler counts
-    some twice). Shards may differ in length by one, and a rank may get none when world > len(dataset):
-    the evaluation code must reach its collectives (metric sync) the same number of times on every rank,
-    i.e. sync once per epoch (torchmetrics ``compute``), never per batch.
+    some twice). Shards may differ in length by one. A rank that would get none (world > len(dataset): Set5 on
+    8 GPUs) gets one ``PAD_INDEX`` instead: Lightning refuses a zero-length loader on some ranks, and a rank that
+    skipped validation would leave the others waiting in the metric sync. The evaluation code must reach its
+    collectives the same number of times on every rank, i.e. sync once per epoch (torchmetrics ``compute``).
     """
 
     def __init__(self, dataset: Sized, num_replicas: int = 1, rank: int = 0) -> None:
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"invalid rank {rank} for num_replicas {num_replicas}")
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)  # type: ignore[arg-type]
-        self.num_samples = len(range(rank, len(dataset), num_replicas))
+        self.indices = list(range(rank, len(dataset), num_replicas)) or [PAD_INDEX]
+        self.num_samples = len(self.indices)
         self.total_size = len(dataset)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.total_size, self.num_replicas))
+        return iter(self.indices)
 
     def __len__(self) -> int:
         return self.num_samples

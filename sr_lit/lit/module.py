@@ -116,8 +116,9 @@ class SRModule(pl.LightningModule):
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         sr = self.net(batch["lr"])
         loss = self.loss_fn(sr * self.loss_scale, batch["hr"] * self.loss_scale)
-        # decided here, acted on in optimizer_step (synchronised across ranks there)
-        self._skip_this_step = self.guard.is_bad(loss.detach())
+        # decided here, acted on in optimizer_step (synchronised across ranks there); or-ed over the micro-batches
+        # of gradient accumulation, whose gradients all reach that one step
+        self._skip_this_step = self._skip_this_step or self.guard.is_bad(loss.detach())
         self.log(
             "train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=sr.shape[0]
         )
@@ -130,6 +131,7 @@ class SRModule(pl.LightningModule):
         # all-reduced skip decision cannot hang DDP (returning None from training_step would).
         loss = optimizer_closure()
         skip = torch.tensor(float(self._skip_this_step), device=self.device)
+        self._skip_this_step = False  # the next accumulation window starts clean
         if self.trainer.world_size > 1:
             skip = self.trainer.strategy.reduce(skip, reduce_op="max")
         if skip.item() > 0:
@@ -186,8 +188,14 @@ class SRModule(pl.LightningModule):
 
     # ------------------------------------------------------------- validation
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        if "pad" in batch and bool(batch["pad"].all()):
+            return  # a rank with no image of this set (more ranks than images): nothing to score
         lr, hr = batch["lr"], batch["hr"]
-        sr = self.net(lr).clamp_(0, 1)
+        # Under bf16-mixed/16-mixed the network would run in autocast: its [0, 255]-scale output rounded to bf16
+        # moves PSNR by hundredths of a dB at ~35-45 dB (bench/GPU.md). Validate in the weights' own precision,
+        # as sr-eval and metrics.json do; validation is a small share of a run.
+        with torch.autocast(device_type=lr.device.type, enabled=False):
+            sr = self.net(lr.to(next(self.net.parameters()).dtype)).float().clamp_(0, 1)
         self.val_metrics[dataloader_idx].update(sr, hr)
         if dataloader_idx == 0 and batch_idx == 0 and self.hparams.log_images:
             self._log_crops(lr, sr, hr)

@@ -137,6 +137,18 @@ class SRMetrics(Metric):
             self.add_state("psnr_list", default=[], dist_reduce_fx="cat")
             self.add_state("ssim_list", default=[], dist_reduce_fx="cat")
 
+    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202 (torch's signature)
+        # Lightning's bf16-true/16-true cast the whole LightningModule with .to(dtype), and torchmetrics casts the
+        # states with it: sums of ~30 dB in bf16 move in steps of 0.125-0.25 dB. The sums stay float64.
+        out = super()._apply(fn, *args, **kwargs)
+        for key in ("psnr_sum", "ssim_sum"):
+            value = getattr(self, key)
+            if value.dtype != torch.float64:
+                setattr(self, key, value.to(torch.float64))
+            if self._defaults[key].dtype != torch.float64:
+                self._defaults[key] = self._defaults[key].to(torch.float64)
+        return out
+
     def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
         psnr, ssim = score_batch(sr, hr, self.shave_border)
         self.psnr_sum += psnr.sum()

@@ -41,3 +41,29 @@ def test_ddp_cpu_validation_equals_single_process(compose_train, tmp_path):
     assert ckpt["sr_lit"]["best"] and best == pytest.approx(ckpt["sr_lit"]["best"])
     # only rank 0 writes: one metrics file from the CSV logger
     assert len(list(run.rglob("metrics.csv"))) == 1
+
+
+def test_ddp_cpu_validation_set_smaller_than_the_world(compose_train, tmp_path):
+    # 2 ranks, a 1-image validation set: rank 1 gets a placeholder (not an empty loader, which Lightning refuses
+    # and which would leave rank 0 waiting in the metric sync); the image is scored once
+    import numpy as np
+    from PIL import Image
+
+    from sr_lit.cli.train import train
+
+    one = tmp_path / "one"
+    one.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(one / "only.png")
+    run = tmp_path / "ddp"
+    cfg = compose_train(
+        "trainer=ddp_cpu",
+        "trainer.max_steps=2",
+        "callbacks.ema=null",
+        "logger=csv",
+        f"data.val_sets=[{{name:one,kind:folder,root:'{one}'}}]",
+        run_dir=run,
+    )
+    metrics = train(cfg)
+    assert metrics["ddp_in_loop"]["val/one/n_images"] == 1.0
+    assert metrics["ddp_in_loop"]["val/one/psnr_y"] == pytest.approx(metrics["val/one/psnr_y"], abs=1e-6)

@@ -160,6 +160,61 @@ def test_nan_losses_are_skipped_then_the_run_stops_with_a_checkpoint(compose_tra
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
+def test_last_ckpt_is_written_at_the_final_step(compose_train, tmp_path):
+    # 3 batches per epoch; resumed at step 2: validation (and a last.ckpt save) at step 3, the fit ends at step 4
+    run = tmp_path / "run"
+    common = ["final_eval=false", "callbacks.ema=null"]
+    train(compose_train(*common, "trainer.max_steps=2", run_dir=run))
+    metrics = train(compose_train(*common, "trainer.max_steps=4", "ckpt_path=last", run_dir=run))
+    assert metrics["global_step"] == 4
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 4
+    assert list(
+        (run / "checkpoints").glob("best-step0000003-*.ckpt")
+    )  # the validation's own save still happened
+
+
+@pytest.mark.slow
+def test_compiled_run_resumes(compose_train, tmp_path):
+    # compile=true compiles the network in place: checkpoint keys are the plain ones, so its own resume loads
+    # (torch.compile(net) wrote `_orig_mod.` keys, and the strip on load then broke the compiled model's load)
+    run = tmp_path / "run"
+    common = ["compile=true", "callbacks.ema=null", "final_eval=false"]
+    train(compose_train(*common, "trainer.max_steps=2", run_dir=run))
+    keys = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert not any("_orig_mod" in k for k in keys)
+    train(compose_train(*common, "trainer.max_steps=4", "ckpt_path=last", run_dir=run))
+    assert (
+        torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+        == 4
+    )
+
+
+def test_guard_sees_every_micro_batch_of_gradient_accumulation(compose_train, tmp_path, monkeypatch):
+    # a NaN in the first micro-batch of a window reaches the step through the accumulated gradient: skip the step
+    import sr_lit.lit.module as module_lib
+
+    calls = {"n": 0}
+
+    def nan_on_first_call(sr, hr):
+        calls["n"] += 1
+        loss = torch.nn.functional.l1_loss(sr, hr)
+        return loss * float("nan") if calls["n"] == 1 else loss
+
+    monkeypatch.setitem(module_lib.LOSSES, "l1", nan_on_first_call)
+    run = tmp_path / "run"
+    overrides = [
+        "trainer.max_steps=2",
+        "trainer.accumulate_grad_batches=2",
+        "callbacks.ema=null",
+        "final_eval=false",
+    ]
+    train(compose_train(*overrides, run_dir=run))
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["sr_lit"]["guard"]["skipped_steps"] == [0]  # the window holding the NaN, and only it
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -187,3 +242,25 @@ def test_progress_bar_label_in_step_bound_runs(max_epochs, max_steps, label):
     bar = SRProgressBar()
     bar._trainer = SimpleNamespace(max_epochs=max_epochs, max_steps=max_steps, global_step=1200)
     assert bar._get_train_description(5).strip() == label
+
+
+def test_ema_warm_up_forgets_the_first_weights_and_pickles() -> None:
+    import pickle
+
+    from sr_lit.lit.callbacks import EMAUpdate, SpawnSafeEMA
+
+    # a weight at 0 for the first step and 1 after: what share of 1 does the average hold after 1000 updates?
+    def average(update: EMAUpdate, steps: int = 1000) -> float:
+        ema = torch.zeros(())
+        for n in range(1, steps):
+            ema = update(ema, torch.ones(()), torch.tensor(n))
+        return float(ema)
+
+    assert average(EMAUpdate(0.999, warmup=False)) == pytest.approx(
+        1 - 0.999**999, abs=1e-4
+    )  # 0.63: Lightning's
+    assert average(EMAUpdate(0.999)) > 0.99
+    ema = pickle.loads(
+        pickle.dumps(SpawnSafeEMA(decay=0.99))
+    )  # trainer=ddp_cpu pickles callbacks into workers
+    assert ema._kwargs["avg_fn"].decay == 0.99 and ema._kwargs["avg_fn"].warmup

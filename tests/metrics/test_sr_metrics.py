@@ -124,3 +124,18 @@ def test_shape_errors_name_both_shapes() -> None:
         m.update(torch.zeros(1, 3, 40, 36, dtype=torch.uint8), torch.zeros(1, 3, 40, 36))
     with pytest.raises(ValueError, match="scale"):
         SRMetrics(scale=0)
+
+
+def test_sums_stay_float64_when_the_module_is_cast() -> None:
+    # Lightning's bf16-true casts the LightningModule with .to(torch.bfloat16); the metric sums must not follow
+    g = torch.Generator().manual_seed(0)
+    ref, cast = SRMetrics(scale=2), SRMetrics(scale=2).to(torch.bfloat16)
+    assert cast.psnr_sum.dtype == cast.ssim_sum.dtype == torch.float64
+    for _ in range(30):
+        hr = torch.rand(1, 3, 24, 24, generator=g)
+        sr = (hr + 0.01 * torch.randn(1, 3, 24, 24, generator=g)).clamp(0, 1)
+        ref.update(sr, hr)
+        cast.update(sr, hr)
+    assert cast.compute()["psnr_y"].item() == ref.compute()["psnr_y"].item()
+    cast.reset()
+    assert cast.psnr_sum.dtype == torch.float64

@@ -1,7 +1,7 @@
 """Dynamic high-pass filter (SPEC 1.1), after Zou et al. 2020's content-aware low-pass.
 
 A k x k conv predicts, per pixel and per channel group, a k*k low-pass kernel (softmax-normalised);
-L = dynamic low-pass of x (reflect padding); HPF(x) = x - L.
+L = dynamic low-pass of x (reflect padding); HPF(x) = x - L, computed as sum_t w_t (x - x_t) (see DynamicHPF.forward).
 
 Design: `DynamicHPF.forward(x)` returns the high-pass HPF(x) itself; `DynamicHPF.enhance(r)` applies the
 configured combine to a residual-branch output (add: r + HPF(r), replace: HPF(r)); blocks call `enhance`.
@@ -53,6 +53,24 @@ def dynamic_lowpass_unfold(
     return (patches * weights.reshape(n, groups, 1, taps, h, w)).sum(dim=3).view(n, c, h, w)
 
 
+def dynamic_highpass_unfold(
+    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
+) -> torch.Tensor:
+    """Reference high-pass: sum over taps of w_t * (x - x_t), on F.unfold's k*k copies of the reflect-padded x.
+
+    Equals x - L when each group's kernel sums to 1 (`softmax: group`), and maps a constant to exactly 0 (every
+    difference is 0), where x - L leaves the rounding of the softmax's sum.
+    """
+    _check_lowpass_args(x, weights, kernel_size, groups)
+    n, c, h, w = x.shape
+    taps = kernel_size * kernel_size
+    pad = kernel_size // 2
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    patches = F.unfold(padded, kernel_size).view(n, groups, c // groups, taps, h, w)
+    centre = x.view(n, groups, c // groups, 1, h, w)
+    return ((centre - patches) * weights.reshape(n, groups, 1, taps, h, w)).sum(dim=3).view(n, c, h, w)
+
+
 def _shift_operands(
     x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,26 +82,32 @@ def _shift_operands(
     return padded, weights.reshape(n, groups, kernel_size * kernel_size, 1, h, w)
 
 
-def _shift_accumulate(padded: torch.Tensor, tap_weights: torch.Tensor, k: int) -> torch.Tensor:
-    """sum over taps of padded[..., tap's window] * tap_weights[:, :, tap], into one accumulator in place.
+def _off_centre_taps(k: int) -> list[tuple[int, int, int]]:
+    """(tap, dy, dx) of every tap but the centre one, whose difference x - x_t is 0."""
+    return [(tap, *divmod(tap, k)) for tap in range(k * k) if tap != (k * k) // 2]
+
+
+def _shift_highpass(padded: torch.Tensor, tap_weights: torch.Tensor, k: int) -> torch.Tensor:
+    """sum over off-centre taps of (centre - padded[..., tap's window]) * tap_weights[:, :, tap], accumulated.
 
     padded (N, G, C/G, H+2p, W+2p); tap_weights (N, G, k*k, 1, H, W); result (N, G, C/G, H, W).
     """
     h, w = tap_weights.shape[-2:]
-    out = padded[..., :h, :w] * tap_weights[:, :, 0]
-    for tap in range(1, k * k):
-        dy, dx = divmod(tap, k)
-        out.addcmul_(padded[..., dy : dy + h, dx : dx + w], tap_weights[:, :, tap])
+    p = k // 2
+    centre = padded[..., p : p + h, p : p + w]
+    out = torch.zeros_like(centre)
+    for tap, dy, dx in _off_centre_taps(k):
+        out.addcmul_(centre - padded[..., dy : dy + h, dx : dx + w], tap_weights[:, :, tap])
     return out
 
 
-class _ShiftLowpass(torch.autograd.Function):
-    """The shift low-pass with a hand-written backward.
+class _ShiftHighpass(torch.autograd.Function):
+    """The shift high-pass with a hand-written backward.
 
     Why: under plain autograd, each of the k*k slice/select views in the backward becomes a full-size zero
     tensor plus a copy, then all are summed: k*k full passes over the padded input and k^4 tap maps for the
     weights. Here each tap's gradient is written straight into one padded-input gradient and into its own
-    slice of the weight gradient (sr_lit.bench.hpf measures it: ~2-3x faster than plain autograd on CPU).
+    slice of the weight gradient (sr_lit.bench.hpf measures it against plain autograd and unfold).
     Saves only the padded input and a view of the weights.
     """
 
@@ -91,7 +115,7 @@ class _ShiftLowpass(torch.autograd.Function):
     def forward(ctx: Any, padded: torch.Tensor, tap_weights: torch.Tensor, k: int) -> torch.Tensor:
         ctx.save_for_backward(padded, tap_weights)
         ctx.k = k
-        return _shift_accumulate(padded, tap_weights, k)
+        return _shift_highpass(padded, tap_weights, k)
 
     @staticmethod
     @once_differentiable
@@ -99,22 +123,29 @@ class _ShiftLowpass(torch.autograd.Function):
         padded, tap_weights = ctx.saved_tensors
         k = ctx.k
         h, w = grad.shape[-2:]
-        grad_padded = torch.zeros_like(padded) if ctx.needs_input_grad[0] else None
-        grad_weights = torch.empty_like(tap_weights) if ctx.needs_input_grad[1] else None
-        for tap in range(k * k):
-            dy, dx = divmod(tap, k)
-            if grad_padded is not None:
-                grad_padded[..., dy : dy + h, dx : dx + w].addcmul_(grad, tap_weights[:, :, tap])
-            if grad_weights is not None:
-                window = padded[..., dy : dy + h, dx : dx + w]
-                grad_weights[:, :, tap] = (grad * window).sum(dim=2, keepdim=True)
+        p, mid = k // 2, (k * k) // 2
+        centre = padded[..., p : p + h, p : p + w]
+        grad_padded = grad_weights = None
+        if ctx.needs_input_grad[0]:
+            # out = sum_t w_t (centre - x_t): the centre gets grad * sum of the off-centre weights ...
+            grad_padded = torch.zeros_like(padded)
+            off_centre_sum = tap_weights.sum(dim=2) - tap_weights[:, :, mid]
+            grad_padded[..., p : p + h, p : p + w].addcmul_(grad, off_centre_sum)
+        if ctx.needs_input_grad[1]:
+            grad_weights = torch.zeros_like(tap_weights)  # the centre tap's stays 0
+        for tap, dy, dx in _off_centre_taps(k):
+            window = padded[..., dy : dy + h, dx : dx + w]
+            if grad_padded is not None:  # ... and each neighbour -grad * its tap's weight
+                grad_padded[..., dy : dy + h, dx : dx + w].addcmul_(grad, tap_weights[:, :, tap], value=-1)
+            if grad_weights is not None:  # from the differences, not a difference of two sums (cancellation)
+                grad_weights[:, :, tap] = (grad * (centre - window)).sum(dim=2, keepdim=True)
         return grad_padded, grad_weights, None
 
 
-def dynamic_lowpass_shift(
+def dynamic_highpass_shift(
     x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
 ) -> torch.Tensor:
-    """Memory-lean: k*k shifted views of the reflect-padded x, each times its tap's weight map, accumulated.
+    """Memory-lean high-pass sum_t w_t * (x - x_t): k*k - 1 shifted views of the reflect-padded x, accumulated.
 
     Nothing k*k-sized is materialised, forward or backward. With gradients on, a custom autograd Function
     (hand-written backward); without (inference, ONNX/TorchScript export) the same arithmetic as plain ops,
@@ -122,15 +153,15 @@ def dynamic_lowpass_shift(
     """
     padded, tap_weights = _shift_operands(x, weights, kernel_size, groups)
     if torch.is_grad_enabled() and (padded.requires_grad or tap_weights.requires_grad):
-        out = _ShiftLowpass.apply(padded, tap_weights, kernel_size)
+        out = _ShiftHighpass.apply(padded, tap_weights, kernel_size)
     else:
-        out = _shift_accumulate(padded, tap_weights, kernel_size)
+        out = _shift_highpass(padded, tap_weights, kernel_size)
     return out.reshape(x.shape)
 
 
-LOWPASS_IMPLS: dict[str, Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]] = {
-    "shift": dynamic_lowpass_shift,
-    "unfold": dynamic_lowpass_unfold,
+HIGHPASS_IMPLS: dict[str, Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]] = {
+    "shift": dynamic_highpass_shift,
+    "unfold": dynamic_highpass_unfold,
 }
 
 
@@ -138,8 +169,7 @@ class DynamicHPF(nn.Module):
     """HPF(x) = x - L(x), L a per-pixel, per-group predicted low-pass kernel (SPEC 1.1).
 
     predictor: conv k x k, C -> G*k*k, no bias, reflect padding; BatchNorm2d(G*k*k) if bn; softmax over each
-    group's k*k taps (`group`: zero DC gain, constant in -> 0 out, up to float rounding of the softmax's sum)
-    or over all G*k*k channels (`joint`).
+    group's k*k taps (`group`: zero DC gain, a constant maps to exactly 0) or over all G*k*k channels (`joint`).
     """
 
     def __init__(
@@ -166,7 +196,7 @@ class DynamicHPF(nn.Module):
         self.groups = groups
         self.softmax = check_choice(softmax, "softmax", SOFTMAX_MODES)
         self.combine = check_choice(combine, "combine", COMBINE_MODES)
-        self.impl = check_choice(impl, "impl", tuple(LOWPASS_IMPLS))
+        self.impl = check_choice(impl, "impl", tuple(HIGHPASS_IMPLS))
         n_weights = groups * kernel_size * kernel_size
         self.predictor = nn.Conv2d(
             channels, n_weights, kernel_size, padding=kernel_size // 2, padding_mode="reflect", bias=False
@@ -190,8 +220,16 @@ class DynamicHPF(nn.Module):
         return logits.unflatten(1, (self.groups, taps)).softmax(dim=2).flatten(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lowpass = LOWPASS_IMPLS[self.impl](x, self.kernels(x), self.kernel_size, self.groups)
-        return x - lowpass
+        # x - L computed as sum_t w_t (x - x_t): equal when a group's kernel sums to 1 (`group`), and a constant
+        # then maps to exactly 0 instead of to the rounding error of the softmax's sum
+        weights = self.kernels(x)
+        high = HIGHPASS_IMPLS[self.impl](x, weights, self.kernel_size, self.groups)
+        if (
+            self.softmax == "joint"
+        ):  # kernels do not sum to 1 per group: x - L = x (1 - sum_t w_t) + the above
+            sums = weights.unflatten(1, (self.groups, -1)).sum(dim=2, keepdim=True)  # (N, G, 1, H, W)
+            high = high + (x.unflatten(1, (self.groups, -1)) * (1 - sums)).flatten(1, 2)
+        return high
 
     def enhance(self, r: torch.Tensor) -> torch.Tensor:
         """Apply the configured combine to a branch output: r + HPF(r) (add) or HPF(r) (replace)."""
