@@ -27,8 +27,8 @@ from torch's global RNG instead (seeded per worker by DataLoader / ``seed_everyt
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +44,7 @@ from sr_lit.data.io import ImageError, read_image, to_float, to_rgb
 from sr_lit.data.samplers import PAD_INDEX
 from sr_lit.data.sources import ImagePair, benchmark_pairs, folder_label, folder_pairs, pairs_from_spec
 from sr_lit.data.transforms import item_generator, random_dihedral, random_pair_crop
+from sr_lit.utils.files import write_atomic
 
 __all__ = [
     "CACHE_MODES",
@@ -150,23 +151,12 @@ def _pair_key(pair: ImagePair, scale: int, lr_border: str) -> tuple:
     return (hr, lr, str(pair.lr_path), scale, lr_border)
 
 
-# read once at import (os.umask can only be read by setting it, which would race with threads creating files)
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def _save_npy_atomic(arr: torch.Tensor, dest: Path) -> None:
+    """Atomic (concurrent ranks never see a half-written file), readable as open() would make it."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr.numpy())
-        # mkstemp makes 0600 files: a cache shared by jobs of other users/uids must be readable as open() makes it
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, dest)  # atomic: concurrent ranks never see a half-written file
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    buf = io.BytesIO()
+    np.save(buf, arr.numpy())
+    write_atomic(dest, buf.getvalue())
 
 
 def _check_one(

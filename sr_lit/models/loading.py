@@ -7,9 +7,7 @@ rebuilt from the file alone: no config needs to be passed next to a checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import stat
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from sr_lit.utils.files import write_atomic
 
 __all__ = [
     "CheckpointError",
@@ -27,7 +27,6 @@ __all__ = [
     "load_state",
     "load_state_dict_any",
     "save_safetensors",
-    "write_atomic",
 ]
 
 _NET_PREFIX = "net."
@@ -240,30 +239,6 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module, 
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)
     return model.eval(), spec
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``path`` through a temp file + rename (no reader sees half a file) with the mode ``open()`` gives.
-
-    safetensors' ``save_file`` (like ``tempfile.mkstemp``) leaves 0600 files; here a new file gets 0666 minus
-    the umask, an existing one keeps its mode, and a symlink is written through, as ``open(path, "wb")`` does.
-    """
-    target = Path(os.path.realpath(path))
-    try:
-        mode: int | None = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = None
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_safetensors(model: nn.Module, spec: Mapping, path: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -202,9 +203,9 @@ def test_cache_modes_give_identical_items(tmp_path: Path, cache: str) -> None:
     if cache == "disk":
         files = list((tmp_path / "cache").glob("*.npy"))
         assert len(files) == 4
-        from sr_lit.data.datasets import _UMASK  # readable as open() would make them, not mkstemp's 0600
-
-        assert {f.stat().st_mode & 0o777 for f in files} == {0o666 & ~_UMASK}
+        umask = os.umask(0)  # readable as open() would make them, not mkstemp's 0600
+        os.umask(umask)
+        assert {f.stat().st_mode & 0o777 for f in files} == {0o666 & ~umask}
 
 
 def test_eval_dataset_items(tmp_path: Path) -> None:

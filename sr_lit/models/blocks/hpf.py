@@ -28,7 +28,7 @@ COMBINE_MODES = ("add", "replace")
 PLACEMENTS = ("auto", "every")
 
 
-def _check_lowpass_args(x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int) -> None:
+def _check_filter_args(x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int) -> None:
     n, c, h, w = x.shape
     expected = (n, groups * kernel_size * kernel_size, h, w)
     if c % groups or tuple(weights.shape) != expected:
@@ -44,7 +44,7 @@ def dynamic_lowpass_unfold(
 
     weights: (N, G*k*k, H, W), group-major (channel g*k*k + t is tap t = row*k + col of group g).
     """
-    _check_lowpass_args(x, weights, kernel_size, groups)
+    _check_filter_args(x, weights, kernel_size, groups)
     n, c, h, w = x.shape
     taps = kernel_size * kernel_size
     pad = kernel_size // 2
@@ -61,7 +61,7 @@ def dynamic_highpass_unfold(
     Equals x - L when each group's kernel sums to 1 (`softmax: group`), and maps a constant to exactly 0 (every
     difference is 0), where x - L leaves the rounding of the softmax's sum.
     """
-    _check_lowpass_args(x, weights, kernel_size, groups)
+    _check_filter_args(x, weights, kernel_size, groups)
     n, c, h, w = x.shape
     taps = kernel_size * kernel_size
     pad = kernel_size // 2
@@ -75,7 +75,7 @@ def _shift_operands(
     x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(reflect-padded x as (N, G, C/G, H+2p, W+2p), weights as (N, G, k*k, 1, H, W)): the shift path's inputs."""
-    _check_lowpass_args(x, weights, kernel_size, groups)
+    _check_filter_args(x, weights, kernel_size, groups)
     n, c, h, w = x.shape
     pad = kernel_size // 2
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect").unflatten(1, (groups, c // groups))
@@ -224,9 +224,8 @@ class DynamicHPF(nn.Module):
         # then maps to exactly 0 instead of to the rounding error of the softmax's sum
         weights = self.kernels(x)
         high = HIGHPASS_IMPLS[self.impl](x, weights, self.kernel_size, self.groups)
-        if (
-            self.softmax == "joint"
-        ):  # kernels do not sum to 1 per group: x - L = x (1 - sum_t w_t) + the above
+        if self.softmax == "joint":
+            # kernels do not sum to 1 per group: x - L = x (1 - sum_t w_t) + the above
             sums = weights.unflatten(1, (self.groups, -1)).sum(dim=2, keepdim=True)  # (N, G, 1, H, W)
             high = high + (x.unflatten(1, (self.groups, -1)) * (1 - sums)).flatten(1, 2)
         return high
