@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-EXIT_USAGE = 2  # argparse's code for bad usage; also used for bad inputs (missing file, bad checkpoint)
+from sr_lit.errors import EXIT_USER_ERROR
 
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line on stderr, no traceback."""
+EXIT_USAGE = EXIT_USER_ERROR  # argparse's code for bad usage; also every bad input (sr_lit.errors.UserError)
 
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -21,7 +21,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sr_lit.cli._common import CliError, config_dir, fail
+from sr_lit.cli._common import config_dir, fail
+from sr_lit.errors import UserError
 
 PROG = "sr-eval"
 
@@ -31,11 +32,13 @@ def _source(cfg: DictConfig) -> tuple[str | None, str | None]:
     ckpt = cfg.get("ckpt_path")
     baseline = cfg.get("baseline") or cfg.get("model")  # `model=bicubic` (SPEC 3) is an alias
     if ckpt and baseline:
-        raise CliError(f"give either ckpt_path or baseline, not both (ckpt_path={ckpt}, baseline={baseline})")
+        raise UserError(
+            f"give either ckpt_path or baseline, not both (ckpt_path={ckpt}, baseline={baseline})"
+        )
     if not ckpt and not baseline:
-        raise CliError("nothing to evaluate: give ckpt_path=PATH (.ckpt/.safetensors) or baseline=bicubic")
+        raise UserError("nothing to evaluate: give ckpt_path=PATH (.ckpt/.safetensors) or baseline=bicubic")
     if baseline and str(baseline) != "bicubic":
-        raise CliError(f"unknown baseline {baseline!r}; the only baseline is 'bicubic'")
+        raise UserError(f"unknown baseline {baseline!r}; the only baseline is 'bicubic'")
     return (str(ckpt) if ckpt else None), (str(baseline) if baseline else None)
 
 
@@ -47,7 +50,7 @@ def _build_upscaler(cfg: DictConfig, ckpt: str | None):
     for key in ("tile", "overlap", "max_pixels"):
         v = cfg.get(key)
         if v is not None and (not isinstance(v, int) or v < 0):
-            raise CliError(f"{key}={v}: expected a non-negative integer or null")
+            raise UserError(f"{key}={v}: expected a non-negative integer or null")
     common: dict[str, Any] = dict(
         device=cfg.get("device", "auto"),
         tile=cfg.get("tile"),
@@ -58,17 +61,17 @@ def _build_upscaler(cfg: DictConfig, ckpt: str | None):
     try:
         if ckpt is None:
             if scale is None:
-                raise CliError("baseline=bicubic needs scale=2|3|4")
+                raise UserError("baseline=bicubic needs scale=2|3|4")
             return Upscaler.bicubic(int(scale), **common)
         try:
             model, spec = load_model(ckpt, map_location="cpu")
         except CheckpointError as e:
-            raise CliError(f"ckpt_path={e}") from None
+            raise UserError(f"ckpt_path={e}") from None
         if scale is not None and int(scale) != int(spec["scale"]):
-            raise CliError(f"scale={scale} disagrees with ckpt_path={ckpt}, a x{spec['scale']} model")
+            raise UserError(f"scale={scale} disagrees with ckpt_path={ckpt}, a x{spec['scale']} model")
         return Upscaler(model, spec=spec, name=ckpt, **common)
     except ValueError as e:  # unknown/unavailable device
-        raise CliError(str(e)) from None
+        raise UserError(str(e)) from None
 
 
 def _data_source(cfg: DictConfig) -> dict[str, Any]:
@@ -89,9 +92,9 @@ def _data_source(cfg: DictConfig) -> dict[str, Any]:
     data_dir = cfg.paths.get("data_dir") if cfg.get("paths") else None
     # The commonest mistake gets the most specific message.
     if kind == "benchmark" and root is None and (data_dir is None or not Path(str(data_dir)).is_dir()):
-        raise CliError(f"data directory not found: {data_dir} (set paths.data_dir=DIR or $SR_DATA_DIR)")
+        raise UserError(f"data directory not found: {data_dir} (set paths.data_dir=DIR or $SR_DATA_DIR)")
     if root is not None and not Path(str(root)).is_dir():
-        raise CliError(f"image folder not found: {root}")
+        raise UserError(f"image folder not found: {root}")
     return dict(
         sets=sets,
         data_dir=data_dir,
@@ -108,7 +111,7 @@ def _build_datasets(source: dict[str, Any], scale: int) -> dict:
     try:
         return build_eval_datasets(scale=scale, cache="none", **source)  # one pass: hold no image cache
     except (FileNotFoundError, ValueError, OSError) as e:
-        raise CliError(str(e)) from None
+        raise UserError(str(e)) from None
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -117,7 +120,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
     ckpt, _ = _source(cfg)
     if ckpt is not None and not Path(ckpt).is_file():
-        raise CliError(f"ckpt_path not found: {ckpt}")
+        raise UserError(f"ckpt_path not found: {ckpt}")
     source = _data_source(cfg)
     upscaler = _build_upscaler(cfg, ckpt)
     scale = upscaler.scale
@@ -137,7 +140,7 @@ def evaluate(cfg: DictConfig) -> dict:
     try:
         result["sets"] = evaluate_datasets(upscaler, datasets, scale=scale, progress=progress)
     except ValueError as e:
-        raise CliError(str(e)) from None
+        raise UserError(str(e)) from None
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
@@ -180,7 +183,7 @@ def main(cfg: DictConfig) -> float | None:
         result = evaluate(cfg)
         if cfg.get("json_out"):
             write_json(result, cfg.json_out)
-    except CliError as e:
+    except UserError as e:
         fail(PROG, str(e))
     except KeyboardInterrupt:
         fail(PROG, "interrupted", code=130)

@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sr_lit.cli._common import CliError, fail
+from sr_lit.cli._common import fail
+from sr_lit.errors import UserError
 
 PROG = "sr-export"
 FORMATS = ("onnx", "torchscript", "safetensors")
@@ -68,7 +69,7 @@ def _format(args: argparse.Namespace) -> str:
         return args.format
     fmt = _SUFFIXES.get(args.out.suffix.lower())
     if fmt is None:
-        raise CliError(
+        raise UserError(
             f"--out {args.out}: cannot tell the format from the suffix; give --format {'|'.join(FORMATS)}"
         )
     return fmt
@@ -77,15 +78,15 @@ def _format(args: argparse.Namespace) -> str:
 def _check_options(args: argparse.Namespace, fmt: str) -> tuple[int, int] | None:
     if args.tile is not None:
         if fmt == "safetensors":
-            raise CliError("--tile applies to onnx and torchscript exports, not safetensors")
+            raise UserError("--tile applies to onnx and torchscript exports, not safetensors")
         if min(args.tile) < MIN_TILE:
-            raise CliError(f"--tile {args.tile[0]} {args.tile[1]}: both sides must be >= {MIN_TILE} LR px")
+            raise UserError(f"--tile {args.tile[0]} {args.tile[1]}: both sides must be >= {MIN_TILE} LR px")
     if args.opset is not None and fmt != "onnx":
-        raise CliError(f"--opset applies to onnx exports, not {fmt}")
+        raise UserError(f"--opset applies to onnx exports, not {fmt}")
     if not args.atol >= 0:
-        raise CliError(f"--atol {args.atol}: must be >= 0")
+        raise UserError(f"--atol {args.atol}: must be >= 0")
     if args.out.exists() and args.out.is_dir():
-        raise CliError(f"--out {args.out}: is a folder; give a file name")
+        raise UserError(f"--out {args.out}: is a folder; give a file name")
     return tuple(args.tile) if args.tile is not None else None  # type: ignore[return-value]
 
 
@@ -94,7 +95,7 @@ def _require(*modules: str) -> None:
 
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise CliError(f"{' and '.join(missing)} not installed: pip install -e '.[export]'")
+        raise UserError(f"{' and '.join(missing)} not installed: pip install -e '.[export]'")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         model, spec = load_model(args.ckpt, map_location="cpu")
     except CheckpointError as e:
-        raise CliError(str(e)) from None
+        raise UserError(str(e)) from None
     try:
         if fmt == "onnx":
             from sr_lit.export.onnx import DEFAULT_OPSET, export_onnx
@@ -125,9 +126,9 @@ def run(args: argparse.Namespace) -> int:
 
             result = export_safetensors(model, spec, args.out)
     except ExportError as e:
-        raise CliError(f"{args.ckpt}: {e}") from None
+        raise UserError(f"{args.ckpt}: {e}") from None
     except OSError as e:
-        raise CliError(f"--out {args.out}: cannot write ({e.strerror or e})") from None
+        raise UserError(f"--out {args.out}: cannot write ({e.strerror or e})") from None
     print(result.summary())
     return 0
 
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except CliError as e:
+    except UserError as e:
         fail(PROG, str(e))
     except KeyboardInterrupt:
         fail(PROG, "interrupted", code=130)

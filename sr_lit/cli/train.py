@@ -27,33 +27,20 @@ from typing import TYPE_CHECKING, Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from sr_lit.errors import (
+    EXIT_PREEMPTED,
+    EXIT_TRAINING_FAULT,
+    EXIT_USER_ERROR,
+    UserError,
+    exit_code,
+    one_line,
+)
 from sr_lit.utils.config import CONFIG_DIR
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
 log = logging.getLogger("sr_lit.train")
-
-EXIT_USER_ERROR = 2
-EXIT_TRAINING_FAULT = 1
-EXIT_PREEMPTED = 128 + 15  # the shell's code for "terminated by SIGTERM": schedulers see a non-finished job
-
-# Raised for things the user can fix; matched by name so the checks need no heavy import.
-_USER_ERRORS = {
-    "UserError",
-    "ImageError",
-    "DataFaultError",
-    "DataConfigError",
-    "CheckpointError",
-    "ConfigError",
-    "MisconfigurationException",  # Lightning's own "bad Trainer argument"
-    "InstantiationException",  # Hydra: a config value the target rejected (names the full_key)
-}
-_TRAINING_FAULTS = {"NonFiniteLossError"}
-
-
-class UserError(ValueError):
-    """A problem the user can fix (config, paths, data): printed as one clear line, exit code 2."""
 
 
 def _rank() -> int:
@@ -369,39 +356,11 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def _spawned_error(e: BaseException) -> tuple[str, str] | None:
-    """(class name, message) of the error a spawned DDP worker raised: torch re-raises it as traceback text."""
-    if type(e).__name__ != "ProcessRaisedException":
-        return None
-    lines = str(e).rsplit("Traceback (most recent call last):", 1)[-1].splitlines()
-    for i, line in enumerate(lines):
-        if line and not line[0].isspace():  # the first unindented line after the frames starts the exception
-            m = re.match(r"^([\w.]+): ?(.*)$", line)
-            if m is None:
-                return None
-            return m.group(1).rsplit(".", 1)[-1], "\n".join([m.group(2), *lines[i + 1 :]]).strip()
-    return None
-
-
 def classify_error(e: BaseException) -> tuple[str | None, str]:
     """("user" | "fault" | None, message): how `main` reports an exception of `train` (None: with a traceback)."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    spawned = _spawned_error(e)
-    if spawned is not None:
-        name, message = spawned
-        names = {name}
-    else:
-        message = str(e)
-        names = {t.__name__ for t in type(e).__mro__}
-        # missing mandatory values (data.root=???) and bad interpolations are config mistakes too
-        if isinstance(e, OmegaConfBaseException):
-            names.add("ConfigError")
-    if names & (_USER_ERRORS | {"FileNotFoundError"}):
-        return "user", message
-    if names & _TRAINING_FAULTS:
-        return "fault", message
-    return None, message
+    code = exit_code(e)
+    kind = {EXIT_USER_ERROR: "user", EXIT_TRAINING_FAULT: "fault"}.get(code)  # type: ignore[arg-type]
+    return kind, one_line(e)
 
 
 def _is_sigterm(e: BaseException) -> bool:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from sr_lit.cli._common import CliError, fail
+from sr_lit.cli._common import fail
+from sr_lit.errors import UserError
 
 PROG = "sr-upscale"
 # Pillow modes with an alpha band: read_image drops it (SR of alpha is out of scope), so the user is told
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Path]]:
-    """[(input, output)] for files and folder contents; every problem is a CliError naming the path."""
+    """[(input, output)] for files and folder contents; every problem is a UserError naming the path."""
     from PIL import Image, UnidentifiedImageError
 
     from sr_lit.data.io import list_images
@@ -95,11 +96,11 @@ def collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Pat
             try:
                 files.extend(list_images(path))
             except FileNotFoundError as e:
-                raise CliError(str(e)) from None
+                raise UserError(str(e)) from None
         elif path.is_file():
             files.append(path)
         else:
-            raise CliError(f"input not found: {path}")
+            raise UserError(f"input not found: {path}")
     pairs: list[tuple[Path, Path]] = []
     seen: dict[Path, Path] = {}
     inputs_resolved = {f.resolve() for f in files}
@@ -109,13 +110,13 @@ def collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Pat
                 im.size  # noqa: B018
         except (UnidentifiedImageError, OSError) as e:
             reason = "not an image file" if isinstance(e, UnidentifiedImageError) else str(e)
-            raise CliError(f"{f}: {reason}") from None
+            raise UserError(f"{f}: {reason}") from None
         dst = out_dir / f"{f.stem}.png"
         key = dst.resolve()
         if key in seen:
-            raise CliError(f"{f} and {seen[key]} would both be written to {dst}")
+            raise UserError(f"{f} and {seen[key]} would both be written to {dst}")
         if key in inputs_resolved:
-            raise CliError(f"{f}: output {dst} would overwrite an input; choose another --out")
+            raise UserError(f"{f}: output {dst} would overwrite an input; choose another --out")
         seen[key] = f
         pairs.append((f, dst))
     return pairs
@@ -128,7 +129,7 @@ def build_upscaler(args: argparse.Namespace):
     for opt in ("tile", "overlap", "max_pixels"):
         v = getattr(args, opt)
         if v is not None and v < 0:
-            raise CliError(f"--{opt.replace('_', '-')} must be >= 0, got {v}")
+            raise UserError(f"--{opt.replace('_', '-')} must be >= 0, got {v}")
     common = dict(
         device=args.device,
         tile=args.tile,
@@ -140,26 +141,26 @@ def build_upscaler(args: argparse.Namespace):
     try:
         if args.baseline:
             if args.scale is None:
-                raise CliError("--baseline bicubic needs --scale")
+                raise UserError("--baseline bicubic needs --scale")
             return Upscaler.bicubic(args.scale, **common)
         if args.onnx:
             return _onnx_upscaler(args, common)
         try:
             model, spec = load_model(args.ckpt, map_location="cpu")
         except TorchScriptFileError:
-            raise CliError(
+            raise UserError(
                 f"--ckpt {args.ckpt} is a TorchScript export: sr-upscale reads .ckpt or .safetensors "
                 "(or --onnx FILE for ONNX)"
             ) from None
         except CheckpointError as e:
-            raise CliError(f"--ckpt {e}") from None
+            raise UserError(f"--ckpt {e}") from None
         if args.scale is not None and args.scale != int(spec["scale"]):
-            raise CliError(
+            raise UserError(
                 f"--scale {args.scale} disagrees with --ckpt {args.ckpt}, a x{spec['scale']} model"
             )
         return Upscaler(model, spec=spec, name=str(args.ckpt), **common)
     except ValueError as e:  # unknown/unavailable device
-        raise CliError(str(e)) from None
+        raise UserError(str(e)) from None
 
 
 def _onnx_upscaler(args: argparse.Namespace, common: dict):
@@ -169,16 +170,16 @@ def _onnx_upscaler(args: argparse.Namespace, common: dict):
     from sr_lit.inference.predictor import Upscaler
 
     if importlib.util.find_spec("onnxruntime") is None:
-        raise CliError("--onnx needs onnxruntime: pip install -e '.[export]'")
+        raise UserError("--onnx needs onnxruntime: pip install -e '.[export]'")
 
     try:
         upscaler = Upscaler.from_onnx(args.onnx, **common)
     except ExportError as e:
-        raise CliError(f"--onnx {e}") from None
+        raise UserError(f"--onnx {e}") from None
     except ValueError as e:  # a tile that does not fit a fixed-size export
-        raise CliError(f"--onnx {args.onnx}: {e}") from None
+        raise UserError(f"--onnx {args.onnx}: {e}") from None
     if args.scale is not None and args.scale != upscaler.scale:
-        raise CliError(f"--scale {args.scale} disagrees with --onnx {args.onnx}, a x{upscaler.scale} model")
+        raise UserError(f"--scale {args.scale} disagrees with --onnx {args.onnx}, a x{upscaler.scale} model")
     return upscaler
 
 
@@ -222,14 +223,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CliError(f"--out {args.out}: cannot create folder ({e.strerror or e})") from None
+        raise UserError(f"--out {args.out}: cannot create folder ({e.strerror or e})") from None
     bar = tqdm(pairs, desc=PROG, unit="img", disable=args.quiet)
     for src, dst in bar:
         bar.set_postfix_str(src.name)
         try:
             img = read_image(src)
         except ImageError as e:
-            raise CliError(str(e)) from None
+            raise UserError(str(e)) from None
         gray = img.shape[0] == 1
         dropped = dropped_transparency(src)
         if dropped:  # through tqdm, so that the progress bar is not torn
@@ -248,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with torch.inference_mode():
             return run(args)
-    except CliError as e:
+    except UserError as e:
         fail(PROG, str(e))
     except KeyboardInterrupt:
         fail(PROG, "interrupted", code=130)

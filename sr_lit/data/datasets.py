@@ -44,6 +44,7 @@ from sr_lit.data.io import ImageError, read_image, to_float, to_rgb
 from sr_lit.data.samplers import PAD_INDEX
 from sr_lit.data.sources import ImagePair, benchmark_pairs, folder_label, folder_pairs, pairs_from_spec
 from sr_lit.data.transforms import item_generator, random_dihedral, random_pair_crop
+from sr_lit.errors import ConfigError, DataError
 from sr_lit.utils.files import write_atomic
 
 __all__ = [
@@ -63,7 +64,7 @@ CACHE_MODES = ("memory", "disk", "none")
 _DISK_CACHE_VERSION = 1
 
 
-class DataFaultError(ValueError):
+class DataFaultError(DataError):
     """Bad files found at set-up; ``faults`` is the list of (path, reason)."""
 
     def __init__(self, label: str, faults: list[tuple[str, str]], total: int) -> None:
@@ -73,9 +74,13 @@ class DataFaultError(ValueError):
             f"{len(faults)} bad image file(s) out of {total} in {label}:\n{lines}\n"
             "Fix or remove these files, or set data.skip_bad=true to skip them with a warning."
         )
+        self._args = (label, faults, total)
+
+    def __reduce__(self):
+        return (type(self), self._args)
 
 
-class DataConfigError(ValueError):
+class DataConfigError(DataError, ConfigError):
     """A data setting that cannot work with these files (no images left, patch or batch too large ...)."""
 
 

@@ -19,21 +19,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from sr_lit.errors import ImageError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageError", "read_image", "list_images", "to_float", "to_rgb"]
-
-
-class ImageError(ValueError):
-    """A file that cannot be used as an image; ``str(err)`` is ``"<path>: <reason>"``."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):  # keep picklable across DataLoader workers
-        return (type(self), (self.path, self.reason))
 
 
 def _png_16bit_gray_alpha(img: Image.Image) -> bool:

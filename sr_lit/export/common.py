@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sr_lit.errors import ExportError
+
 __all__ = [
     "DEFAULT_ATOL",
     "EXPORT_HW",
@@ -30,10 +32,6 @@ DEFAULT_ATOL = 1e-4
 EXPORT_HW = (32, 40)
 # Odd sizes that differ from the export size: a graph with baked-in shapes fails on them.
 _SMALL_ODD = (17, 11)
-
-
-class ExportError(ValueError):
-    """An export that cannot be made or did not match PyTorch; ``str()`` is one line for the CLI."""
 
 
 @dataclass

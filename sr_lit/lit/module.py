@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
+from sr_lit.errors import TrainingFault
 from sr_lit.lit.guard import LossGuard
 from sr_lit.lit.schedules import build_scheduler
 from sr_lit.metrics.sr_metrics import SRMetrics
@@ -27,7 +28,7 @@ from sr_lit.models.registry import build_model
 warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TrainingFault):
     """Raised when the bad-batch guard gives up (too many skipped steps)."""
 
 

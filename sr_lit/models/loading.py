@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sr_lit.errors import CheckpointError
 from sr_lit.utils.files import write_atomic
 
 __all__ = [
@@ -32,15 +33,6 @@ __all__ = [
 _NET_PREFIX = "net."
 _COMPILE_INFIX = "_orig_mod."  # torch.compile wraps the module; its state_dict keys gain this part
 _SPEC_KEY = "model_spec"
-
-
-class CheckpointError(ValueError):
-    """A model file that cannot be loaded; ``str()`` is one line naming the file and the reason."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def clean_state_dict(state: Mapping[str, torch.Tensor], prefix: str = _NET_PREFIX) -> dict[str, torch.Tensor]:
