@@ -28,12 +28,17 @@ from sr_lit.bench.common import (
     train_step_fn,
 )
 
-ATTENTIONS = ("none", "ca", "fca", "mmca")
+
+def attention_names() -> tuple[str, ...]:
+    """Every registered attention unit, `none` first (the denominator of the ratios)."""
+    from sr_lit.models.registry import ATTENTION
+
+    return ATTENTION.names()
 
 
 def arms_specs(reduced: dict[str, int]) -> dict[str, dict[str, Any]]:
     hpf = load_group("hpf", "dynamic")
-    specs = {name: spec_for("rcan", name, "none", **reduced) for name in ATTENTIONS}
+    specs = {name: spec_for("rcan", name, "none", **reduced) for name in attention_names()}
     for impl in ("shift", "unfold"):
         specs[f"hpf_{impl}"] = spec_for("rcan", "none", {**hpf, "impl": impl}, **reduced)
     return specs
@@ -67,7 +72,7 @@ def run(quick: bool = False, **_: Any) -> Result:
     else:
         res = measure()
     out: Result = {f"attention_{tag}_b{1 if quick else 8}_{k}": v for k, v in res.items()}
-    for name in ("ca", "fca", "mmca"):  # short aliases for the table
+    for name in attention_names()[1:]:  # short aliases for the table
         out[f"{name}_step_time_ratio_vs_none"] = res[f"{name}_step_time_ratio_vs_none"]
     out["hpf_model_step_time_ratio_vs_none"] = res["hpf_shift_step_time_ratio_vs_none"]
     out["hpf_model_step_time_ratio_vs_none_unfold"] = res["hpf_unfold_step_time_ratio_vs_none"]

@@ -44,13 +44,14 @@ def spec_for(
     scale: int = 2,
     **backbone_overrides: Any,
 ) -> dict[str, Any]:
-    """A validated model spec (registry.model_spec) from config names and backbone overrides."""
-    from sr_lit.models.registry import model_spec
+    """A validated model spec from config names (configs/<group>/<name>.yaml) and backbone overrides."""
+    from sr_lit.models.registry import model_spec_from_config
 
     bb = load_group("backbone", backbone) if isinstance(backbone, str) else dict(backbone)
     bb.update(backbone_overrides)
     hp = load_group("hpf", hpf) if isinstance(hpf, str) else dict(hpf)
-    return model_spec(bb, load_group("attention", attention), hp, scale)
+    attn = load_group("attention", attention)
+    return model_spec_from_config({"backbone": bb, "attention": attn, "hpf": hp, "scale": scale})
 
 
 def build(spec: Mapping[str, Any], seed: int = 0) -> nn.Module:

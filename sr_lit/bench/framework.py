@@ -67,7 +67,7 @@ def lightning_arm(
     """(arm, module): arm() fits a fresh Trainer on `batches` and returns per-step seconds after warm-up."""
     import hydra.utils
 
-    from sr_lit.cli.train import model_spec_from_cfg
+    from sr_lit.models.registry import model_spec_from_config
 
     _quiet_lightning()
     cfg = compose_train(
@@ -81,7 +81,7 @@ def lightning_arm(
         ],
         workdir,
     )
-    module = hydra.utils.instantiate(cfg.module, model_spec=model_spec_from_cfg(cfg), _recursive_=False)
+    module = hydra.utils.instantiate(cfg.module, model_spec=model_spec_from_config(cfg), _recursive_=False)
 
     def arm() -> list[float]:
         timer = StepTimer()

@@ -35,7 +35,7 @@ def log_to_wandb(report: Report, paths: dict[str, Path], title: str, out: Path) 
     """The table as a wandb.Table (+ the plot) in a `report` run; offline unless logged in."""
     import wandb
 
-    from sr_lit.cli.train import wandb_should_be_offline
+    from sr_lit.lit.loggers import wandb_should_be_offline
 
     rows = csv_rows(report)
     columns = list(rows[0]) if rows else ["variant"]

@@ -10,21 +10,16 @@ import json
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from sr_lit.utils.config import CONFIG_DIR
 
 
 def summarize(cfg: DictConfig) -> dict:
-    from sr_lit.models.registry import build_model, model_spec
+    from sr_lit.models.registry import build_model, model_spec_from_config
     from sr_lit.models.summary import model_cost
 
-    spec = model_spec(
-        backbone=OmegaConf.to_container(cfg.backbone, resolve=True),
-        attention=OmegaConf.to_container(cfg.attention, resolve=True),
-        hpf=OmegaConf.to_container(cfg.hpf, resolve=True),
-        scale=int(cfg.scale),
-    )
+    spec = model_spec_from_config(cfg)
     lr_size = tuple(int(v) for v in cfg.lr_size)
     if len(lr_size) != 2 or min(lr_size) < 1:
         raise ValueError(f"lr_size={list(cfg.lr_size)}: expected [height, width] with positive values")

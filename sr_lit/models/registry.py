@@ -1,42 +1,120 @@
-"""Model registry: config-group mappings (configs/backbone|attention|hpf) -> model.
+"""The registries of what the configs can select, and the spec <-> model round trip.
 
-`model_spec` turns the mappings (dicts or Hydra DictConfigs) into a plain JSON-able dict that checkpoints store;
-`build_model(**spec)` rebuilds the same model.
+Three registries, one per config group that names a class: `BACKBONES` (configs/backbone/*.yaml, key `arch`),
+`ATTENTION` (configs/attention/*.yaml, key `name`) and `HPF` (configs/hpf/*.yaml, key `name`). Each class is
+registered once, where it is defined, with a decorator (`@register_attention("mmca")`); `none` is registered
+here and builds no unit. Everything that lists variants (the config checks, `variant_grid`, sr-summary, the bench,
+the export checks and the tests) reads these registries. Recipe for a new unit: docs/DESIGN.md section 6.
+
+`model_spec` turns the config mappings (dicts or Hydra DictConfigs) into the plain JSON-able dict that
+checkpoints store; `build_model(**spec)` rebuilds the same model.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 from torch import nn
 
-from sr_lit.models.backbones import EDSR, RCAN
-from sr_lit.models.blocks.attention import ATTENTION_NAMES, build_attention
+from sr_lit.errors import ConfigError
 from sr_lit.models.blocks.common import check_choice, check_options, constructor_options
-from sr_lit.models.blocks.hpf import HPF_NAMES, parse_hpf
 from sr_lit.models.blocks.upsample import SCALES, check_scale
 
-BACKBONES: dict[str, type[nn.Module]] = {"edsr": EDSR, "rcan": RCAN}
+T = TypeVar("T")
 
-# Constructor arguments that come from outside the backbone config group.
-_EXTERNAL_ARGS = ("scale", "attention", "hpf")
+
+def _load_builtins() -> None:
+    """Import the modules whose classes register themselves (idempotent; after the registries exist)."""
+    import sr_lit.models.backbones  # noqa: F401 - imports the blocks too
+
+
+class Registry(Generic[T]):
+    """Names -> classes of one kind, filled by the `register` decorator where each class is defined.
+
+    `None` as the registered object means "no unit" (the `none` option of attention/hpf).
+    """
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind  # the config group: backbone, attention, hpf
+        self.key = key  # the key that selects an entry: backbone.arch, attention.name, hpf.name
+        self._entries: dict[str, T | None] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Class decorator: `@ATTENTION.register("mmca")`."""
+
+        def add(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return add
+
+    def add(self, name: str, obj: T | None) -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(
+                f"{self.kind} name {name!r}: must be a Python identifier (it is a config file name)"
+            )
+        if name in self._entries and self._entries[name] is not obj:
+            raise ValueError(f"{self.kind} {name!r} is already registered ({self._entries[name]!r})")
+        self._entries[name] = obj
+
+    def remove(self, name: str) -> None:
+        """Forget an entry (tests that register a throw-away unit clean up with this)."""
+        self._entries.pop(name, None)
+
+    def names(self) -> tuple[str, ...]:
+        _load_builtins()
+        return tuple(self._entries)
+
+    def check(self, name: Any) -> str:
+        """`name` if registered, else a ConfigError naming the key and the choices."""
+        return check_choice(name, self.key, self.names())
+
+    def __getitem__(self, name: str) -> T | None:
+        return self._entries[self.check(name)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}: {', '.join(self._entries)})"
+
+
+BACKBONES: Registry[type[nn.Module]] = Registry("backbone", "backbone.arch")
+ATTENTION: Registry[type[nn.Module]] = Registry("attention", "attention.name")
+HPF: Registry[type[nn.Module]] = Registry("hpf", "hpf.name")
+ATTENTION.add("none", None)
+HPF.add("none", None)
 
 ModelT = TypeVar("ModelT", bound=type[nn.Module])
 
 
 def register_backbone(name: str) -> Callable[[ModelT], ModelT]:
-    """Decorator adding a backbone class under `arch: name`; its __init__ takes the config keys plus
-    scale, attention and hpf, and the instance exposes `.scale` and `.receptive_margin`."""
+    """A backbone class under `arch: name`; its __init__ takes the backbone config keys plus scale, attention
+    and hpf, and the instance exposes `.scale` and `.receptive_margin` (docs/CONTRACTS.md)."""
+    return BACKBONES.register(name)
 
-    def add(cls: ModelT) -> ModelT:
-        if name in BACKBONES and BACKBONES[name] is not cls:
-            raise ValueError(f"backbone {name!r} is already registered")
-        BACKBONES[name] = cls
-        return cls
 
-    return add
+def register_attention(name: str) -> Callable[[ModelT], ModelT]:
+    """A channel-attention unit under `attention.name: name`: __init__(channels, **config keys); x -> x * a."""
+    return ATTENTION.register(name)
+
+
+def register_hpf(name: str) -> Callable[[ModelT], ModelT]:
+    """A high-pass unit under `hpf.name: name`: __init__(channels, **config keys), `.enhance(r)` and
+    `.receptive_radius` (the backbones place it per `placement`/`every`, see blocks/hpf.py HPFPlan)."""
+    return HPF.register(name)
+
+
+# Constructor arguments that come from outside the backbone config group.
+_EXTERNAL_ARGS = ("scale", "attention", "hpf")
 
 
 def _plain(value: Any) -> Any:
@@ -50,8 +128,9 @@ def _plain(value: Any) -> Any:
 
 def _backbone_options(backbone: Mapping[str, Any]) -> tuple[type[nn.Module], dict[str, Any]]:
     options = dict(backbone)
-    arch = check_choice(options.pop("arch", None), "backbone.arch", BACKBONES)
+    arch = BACKBONES.check(options.pop("arch", None))
     cls = BACKBONES[arch]
+    assert cls is not None
     check_options(options, constructor_options(cls, exclude=_EXTERNAL_ARGS), f"backbone (arch={arch!r})")
     return cls, options
 
@@ -63,6 +142,8 @@ def model_spec(
     scale: int,
 ) -> dict[str, Any]:
     """Validated plain-dict form {"backbone", "attention", "hpf", "scale"}; `build_model(**spec)` rebuilds."""
+    from sr_lit.models.blocks.hpf import parse_hpf
+
     spec = {
         "backbone": _plain(backbone),
         "attention": _plain(attention) if attention is not None else {"name": "none"},
@@ -70,9 +151,22 @@ def model_spec(
         "scale": check_scale(scale),
     }
     _backbone_options(spec["backbone"])
-    check_choice(spec["attention"].get("name"), "attention.name", ATTENTION_NAMES)
+    ATTENTION.check(spec["attention"].get("name"))
     parse_hpf(spec["hpf"])
     return spec
+
+
+def model_spec_from_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec of a composed train/summary config (its `backbone`, `attention`, `hpf` nodes and `scale`).
+
+    Reading a DictConfig's items resolves its interpolations, so this needs no OmegaConf import.
+    """
+    for key in ("backbone", "scale"):
+        if key not in cfg:
+            raise ConfigError(f"the config has no `{key}`: a model needs backbone, attention, hpf and scale")
+    return model_spec(
+        backbone=cfg["backbone"], attention=cfg.get("attention"), hpf=cfg.get("hpf"), scale=cfg["scale"]
+    )
 
 
 def build_model(
@@ -95,19 +189,22 @@ def count_params(model: nn.Module) -> int:
 def variant_grid(
     archs: Sequence[str] | None = None, scales: Sequence[int] = SCALES
 ) -> list[tuple[str, str, str, int]]:
-    """Every (arch, attention name, hpf name, scale) combination the configs can select."""
-    return list(itertools.product(archs or tuple(BACKBONES), ATTENTION_NAMES, HPF_NAMES, scales))
+    """Every registered (arch, attention name, hpf name, scale) combination."""
+    return list(itertools.product(archs or BACKBONES.names(), ATTENTION.names(), HPF.names(), scales))
 
 
 __all__ = [
-    "ATTENTION_NAMES",
+    "ATTENTION",
     "BACKBONES",
-    "HPF_NAMES",
+    "HPF",
     "SCALES",
-    "build_attention",
+    "Registry",
     "build_model",
     "count_params",
     "model_spec",
+    "model_spec_from_config",
+    "register_attention",
     "register_backbone",
+    "register_hpf",
     "variant_grid",
 ]

@@ -10,6 +10,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
 
 
+def config_options(group: str) -> tuple[str, ...]:
+    """The options of a config group: the names of configs/<group>/*.yaml, sorted."""
+    return tuple(sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")))
+
+
 def register_resolvers() -> None:
     """Register `${repo_root:}` once (idempotent; Hydra composes configs in several processes)."""
     if not OmegaConf.has_resolver("repo_root"):

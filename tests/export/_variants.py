@@ -10,10 +10,14 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 
+from sr_lit.models.registry import ATTENTION, HPF
+from sr_lit.utils.config import config_options
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-BACKBONES = ("edsr_tiny", "edsr_baseline", "edsr", "rcan")
-ATTENTIONS = ("none", "ca", "fca", "mmca")
-HPFS = ("none", "dynamic")
+
+BACKBONES = config_options("backbone")  # every backbone config (presets of the registered archs)
+ATTENTIONS = ATTENTION.names()
+HPFS = HPF.names()
 # the real config files with fewer/narrower blocks (keeps res_scale, rgb_range, ...); 4 EDSR blocks keep one HPF
 _SHRINK = {
     "edsr_tiny": {},

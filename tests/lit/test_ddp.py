@@ -10,7 +10,7 @@ import torch
 
 
 def test_ddp_cpu_validation_equals_single_process(compose_train, tmp_path):
-    from sr_lit.cli.train import train
+    from sr_lit.lit.pipeline import train
 
     run = tmp_path / "ddp"
     cfg = compose_train(
@@ -49,7 +49,7 @@ def test_ddp_cpu_validation_set_smaller_than_the_world(compose_train, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from sr_lit.cli.train import train
+    from sr_lit.lit.pipeline import train
 
     one = tmp_path / "one"
     one.mkdir()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sr_lit.cli.train import UserError, preflight, train
+from sr_lit.errors import UserError
+from sr_lit.lit.pipeline import preflight, train
 
 
 def _state(ckpt: Path) -> dict[str, torch.Tensor]:

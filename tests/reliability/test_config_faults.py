@@ -88,7 +88,8 @@ def test_preflight_checks_the_checkpoint_file(
     tiny_run: Path, tmp_path: Path, compose_train, content: bytes | None, override: str | None, message: str
 ) -> None:
     """The same checks in-process (cheaper than a subprocess each): unreadable file, another scale."""
-    from sr_lit.cli.train import UserError, preflight
+    from sr_lit.errors import UserError
+    from sr_lit.lit.pipeline import preflight
 
     ckpt = tiny_run / "checkpoints" / "last.ckpt"
     if content is not None:
@@ -113,9 +114,10 @@ def test_error_classification_covers_errors_raised_inside_fit() -> None:
     from hydra.errors import InstantiationException
     from omegaconf.errors import MissingMandatoryValue
 
-    from sr_lit.cli.train import UserError, classify_error
+    from sr_lit.cli.train import classify_error
     from sr_lit.data.datasets import DataConfigError, DataFaultError
     from sr_lit.data.io import ImageError
+    from sr_lit.errors import UserError
     from sr_lit.lit.module import NonFiniteLossError
     from sr_lit.models.loading import CheckpointError
 

@@ -106,7 +106,7 @@ def test_sigkill_resume_sigterm_resume(tmp_path: Path) -> None:
 def test_periodic_last_before_the_first_validation_keeps_the_best_save(compose_train, tmp_path: Path) -> None:
     """Lightning defers step saves until the monitored metric exists; ours writes last.ckpt at once, and the best
     checkpoint of a validation at that same step (3 = end of the first epoch) is still written."""
-    from sr_lit.cli.train import train
+    from sr_lit.lit.pipeline import train
 
     run = tmp_path / "run"
     train(
@@ -153,7 +153,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_process_killed_inside_save_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     import sr_lit.lit.callbacks as cb
-    from sr_lit.cli.train import find_last_checkpoint
+    from sr_lit.lit.pipeline import find_last_checkpoint
 
     io, last = cb.AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
     io.save_checkpoint(_checkpoint(5), last)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sr_lit.cli.train import train
+from sr_lit.lit.pipeline import train
 from tests.reliability.checks import load_safe
 from tests.reliability.cli import NO_VAL, PLAIN, error_lines, run_sr_train
 

@@ -63,4 +63,4 @@ def test_code_never_calls_torch_load_without_weights_only() -> None:
     bad = [hit for p in sources for hit in _unsafe_torch_loads(p)]
     assert not bad, f"torch.load without weights_only=True: {bad}"
     # and resuming goes through Lightning with weights_only=True too
-    assert "weights_only=True" in (REPO_ROOT / "sr_lit" / "cli" / "train.py").read_text()
+    assert "weights_only=True" in (REPO_ROOT / "sr_lit" / "lit" / "pipeline.py").read_text()

@@ -1,4 +1,4 @@
-"""RCAN (Zhang et al. 2018): residual groups of RCABs, on EDSR's skeleton.
+"""RCAN (Zhang et al. 2018): residual groups of RCABs, on the shared skeleton (skeleton.py).
 
 state_dict keys follow the RCAN code: body.<g>.body.<b>.body.{0,2,3.conv_du.{0,2}} (RCAB convs + CA),
 body.<g>.body.<n_resblocks> (group tail conv), body.<n_resgroups> (body tail conv).
@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_lit.models.backbones.edsr import KERNEL_SIZE, SRSkeleton
-from sr_lit.models.blocks.attention import build_attention
-from sr_lit.models.blocks.common import ResidualBlock, check_int, default_conv
+from sr_lit.models.backbones.skeleton import KERNEL_SIZE, SRSkeleton, residual_blocks
+from sr_lit.models.blocks.common import check_int, default_conv
 from sr_lit.models.blocks.hpf import HPFPlan, parse_hpf
+from sr_lit.models.registry import register_backbone
 
 # RCAN's own channel attention, used when RCAN is constructed without an attention config.
 RCAN_CA: Mapping[str, Any] = MappingProxyType({"name": "ca", "reduction": 16})
@@ -38,16 +38,8 @@ class ResidualGroup(nn.Module):
         hpf_plan: HPFPlan | None,
     ) -> None:
         super().__init__()
-        blocks: list[nn.Module] = []
-        margin = 0
-        for i in range(n_resblocks):
-            use_hpf = hpf_plan is not None and hpf_plan.placement == "every" and hpf_plan.in_block(i)
-            block_hpf = hpf_plan.build(n_feats) if use_hpf else None
-            attn = build_attention(attention, n_feats)
-            blocks.append(
-                ResidualBlock(n_feats, KERNEL_SIZE, res_scale=res_scale, attention=attn, hpf=block_hpf)
-            )
-            margin += 2 * (KERNEL_SIZE // 2) + (block_hpf.receptive_radius if block_hpf is not None else 0)
+        in_blocks = hpf_plan if hpf_plan is not None and hpf_plan.placement == "every" else None
+        blocks, margin = residual_blocks(n_resblocks, n_feats, res_scale, attention, in_blocks)
         self.body = nn.Sequential(*blocks, default_conv(n_feats, n_feats, KERNEL_SIZE))
         self.hpf = hpf_plan.build(n_feats) if hpf_plan is not None and hpf_plan.placement == "auto" else None
         if self.hpf is not None:
@@ -64,6 +56,7 @@ class ResidualGroup(nn.Module):
         return h + x
 
 
+@register_backbone("rcan")
 class RCAN(SRSkeleton):
     """RCAN: n_resgroups ResidualGroups + conv, global skip, EDSR's upsampler and tail.
 

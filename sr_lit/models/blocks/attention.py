@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sr_lit.errors import ConfigError
 from sr_lit.models.blocks.common import check_choice, check_int, check_options, constructor_options
 from sr_lit.models.blocks.dct import FreqSpec, dct_bases, freq_indices
+from sr_lit.models.registry import ATTENTION, register_attention
 
-ATTENTION_NAMES = ("none", "ca", "fca", "mmca")
 AGGREGATIONS = ("learned", "mean")
 
 
@@ -24,10 +25,11 @@ def _hidden_channels(channels: int, reduction: int) -> int:
     check_int(channels, "channels")
     check_int(reduction, "reduction")
     if channels // reduction < 1:
-        raise ValueError(f"reduction={reduction} leaves no hidden channels for channels={channels}")
+        raise ConfigError(f"reduction={reduction} leaves no hidden channels for channels={channels}")
     return channels // reduction
 
 
+@register_attention("ca")
 class ChannelAttention(nn.Module):
     """RCAN's CALayer: global avg pool -> 1x1 conv C->C/r (bias) -> ReLU -> 1x1 conv C/r->C (bias) -> sigmoid.
 
@@ -49,6 +51,7 @@ class ChannelAttention(nn.Module):
         return x * self.conv_du(self.avg_pool(x))
 
 
+@register_attention("fca")
 class FcaAttention(nn.Module):
     """FcaNet multi-spectral attention: channel part i (of K contiguous parts) is projected on DCT basis i.
 
@@ -62,7 +65,7 @@ class FcaAttention(nn.Module):
         hidden = _hidden_channels(channels, reduction)
         freqs = freq_indices(freq, pool_size)
         if channels % len(freqs):
-            raise ValueError(
+            raise ConfigError(
                 f"fca needs channels divisible by the number of frequencies K: channels={channels}, "
                 f"freq={freq!r} has K={len(freqs)}"
             )
@@ -83,6 +86,7 @@ class FcaAttention(nn.Module):
         return x * self.fc(spectrum)[:, :, None, None]
 
 
+@register_attention("mmca")
 class MMCAttention(nn.Module):
     """Matrix multi-spectral channel attention (ours, SPEC 1.2).
 
@@ -130,22 +134,15 @@ class MMCAttention(nn.Module):
         return x * torch.sigmoid(logits)[:, :, None, None]
 
 
-ATTENTION_CLASSES: dict[str, type[nn.Module]] = {
-    "ca": ChannelAttention,
-    "fca": FcaAttention,
-    "mmca": MMCAttention,
-}
-
-
 def build_attention(cfg: Mapping[str, Any] | None, channels: int) -> nn.Module | None:
     """Build the unit named by cfg["name"] (configs/attention/*.yaml) for `channels`; None for `none`."""
     if cfg is None:
         return None
     options = dict(cfg)
-    name = check_choice(options.pop("name", None), "attention.name", ATTENTION_NAMES)
-    if name == "none":
-        check_options(options, (), "attention (name='none')")
+    name = ATTENTION.check(options.pop("name", None))
+    cls = ATTENTION[name]
+    if cls is None:  # `none`
+        check_options(options, (), f"attention (name={name!r})")
         return None
-    cls = ATTENTION_CLASSES[name]
     check_options(options, constructor_options(cls, exclude=("channels",)), f"attention (name={name!r})")
     return cls(channels, **options)

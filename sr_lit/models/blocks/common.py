@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sr_lit.errors import ConfigError
+
 # DIV2K RGB mean used by EDSR/RCAN (std 1).
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -83,17 +85,17 @@ def constructor_options(cls: type, exclude: Iterable[str] = ()) -> tuple[str, ..
 
 
 def check_options(options: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
-    """Raise a ValueError naming the first unknown key in `options` and the allowed ones."""
+    """Raise a ConfigError naming the first unknown key in `options` and the allowed ones."""
     allowed = tuple(allowed)
     for key in options:
         if key not in allowed:
-            raise ValueError(f"unknown key {where}.{key!r}; allowed keys: {', '.join(allowed) or '(none)'}")
+            raise ConfigError(f"unknown key {where}.{key!r}; allowed keys: {', '.join(allowed) or '(none)'}")
 
 
 def check_int(value: Any, key: str, minimum: int = 1) -> int:
     """Validate an integer config value (bools rejected) and return it."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{key} must be an integer >= {minimum}; got {value!r}")
+        raise ConfigError(f"{key} must be an integer >= {minimum}; got {value!r}")
     return value
 
 
@@ -101,5 +103,5 @@ def check_choice(value: Any, key: str, choices: Iterable[str]) -> str:
     """Validate a string config value against its allowed choices and return it."""
     choices = tuple(choices)
     if value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
     return value

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from sr_lit.errors import ConfigError
+
 BASE_GRID = 7
 
 # fmt: off
@@ -63,14 +65,14 @@ def dct_basis_all(size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor
 def freq_indices(freq: FreqSpec, pool_size: int) -> list[tuple[int, int]]:
     """Resolve `freq` (a FREQ_SETS name or explicit (u, v) pairs) to (u, v) pairs on the pool_size grid."""
     if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-        raise ValueError(f"pool_size must be a positive integer; got {pool_size!r}")
+        raise ConfigError(f"pool_size must be a positive integer; got {pool_size!r}")
     if isinstance(freq, str):
         if freq not in FREQ_SETS:
-            raise ValueError(
+            raise ConfigError(
                 f"freq must be one of {', '.join(FREQ_SETS)} or a list of [u, v] pairs; got {freq!r}"
             )
         if pool_size % BASE_GRID:
-            raise ValueError(
+            raise ConfigError(
                 f"pool_size must be a multiple of {BASE_GRID} for freq={freq!r} (its 7x7 indices are scaled by "
                 f"pool_size // {BASE_GRID}); got pool_size={pool_size}"
             )
@@ -78,13 +80,13 @@ def freq_indices(freq: FreqSpec, pool_size: int) -> list[tuple[int, int]]:
         return [(u * step, v * step) for u, v in FREQ_SETS[freq]]
     pairs = [tuple(pair) for pair in freq]
     if not pairs:
-        raise ValueError("freq must name a set or list at least one [u, v] pair; got an empty list")
+        raise ConfigError("freq must name a set or list at least one [u, v] pair; got an empty list")
     for pair in pairs:
         valid = len(pair) == 2 and all(
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < pool_size for i in pair
         )
         if not valid:
-            raise ValueError(
+            raise ConfigError(
                 f"freq pairs must be [u, v] with 0 <= u, v < pool_size={pool_size}; got {list(pair)!r}"
             )
     return pairs  # type: ignore[return-value]

@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from sr_lit.errors import ConfigError
 from sr_lit.models.blocks.common import check_choice, check_int, check_options, constructor_options
+from sr_lit.models.registry import HPF, register_hpf
 
-HPF_NAMES = ("none", "dynamic")
 SOFTMAX_MODES = ("group", "joint")
 COMBINE_MODES = ("add", "replace")
 PLACEMENTS = ("auto", "every")
@@ -165,6 +166,7 @@ HIGHPASS_IMPLS: dict[str, Callable[[torch.Tensor, torch.Tensor, int, int], torch
 }
 
 
+@register_hpf("dynamic")
 class DynamicHPF(nn.Module):
     """HPF(x) = x - L(x), L a per-pixel, per-group predicted low-pass kernel (SPEC 1.1).
 
@@ -187,11 +189,11 @@ class DynamicHPF(nn.Module):
         check_int(kernel_size, "kernel_size")
         check_int(groups, "groups")
         if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd; got {kernel_size}")
+            raise ConfigError(f"kernel_size must be odd; got {kernel_size}")
         if channels % groups:
-            raise ValueError(f"groups={groups} must divide channels={channels} (contiguous channel groups)")
+            raise ConfigError(f"groups={groups} must divide channels={channels} (contiguous channel groups)")
         if not isinstance(bn, bool):
-            raise ValueError(f"bn must be true or false; got {bn!r}")
+            raise ConfigError(f"bn must be true or false; got {bn!r}")
         self.kernel_size = kernel_size
         self.groups = groups
         self.softmax = check_choice(softmax, "softmax", SOFTMAX_MODES)
@@ -238,14 +240,15 @@ class DynamicHPF(nn.Module):
 
 @dataclass(frozen=True)
 class HPFPlan:
-    """A parsed hpf config: where units go (placement, every) and the DynamicHPF options."""
+    """A parsed hpf config: the unit's class, where units go (placement, every) and the unit's options."""
 
     placement: str = "auto"
     every: int = 4
     options: Mapping[str, Any] = field(default_factory=dict)
+    unit: type[nn.Module] = DynamicHPF
 
-    def build(self, channels: int) -> DynamicHPF:
-        return DynamicHPF(channels, **self.options)
+    def build(self, channels: int) -> nn.Module:
+        return self.unit(channels, **self.options)
 
     def in_block(self, index: int) -> bool:
         """True for block `index` (0-based) under `every` placement: (index + 1) % every == 0."""
@@ -257,13 +260,16 @@ def parse_hpf(cfg: Mapping[str, Any] | None) -> HPFPlan | None:
     if cfg is None:
         return None
     options = dict(cfg)
-    name = check_choice(options.pop("name", None), "hpf.name", HPF_NAMES)
-    if name == "none":
-        check_options(options, (), "hpf (name='none')")
+    name = HPF.check(options.pop("name", None))
+    unit = HPF[name]
+    if unit is None:  # `none`
+        check_options(options, (), f"hpf (name={name!r})")
         return None
     placement = check_choice(options.pop("placement", "auto"), "hpf.placement", PLACEMENTS)
     every = check_int(options.pop("every", 4), "hpf.every")
     check_options(
-        options, ("placement", "every", *constructor_options(DynamicHPF, exclude=("channels",))), "hpf"
+        options,
+        ("placement", "every", *constructor_options(unit, exclude=("channels",))),
+        f"hpf (name={name!r})",
     )
-    return HPFPlan(placement=placement, every=every, options=options)
+    return HPFPlan(placement=placement, every=every, options=options, unit=unit)

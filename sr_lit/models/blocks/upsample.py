@@ -6,6 +6,7 @@ from fractions import Fraction
 
 from torch import nn
 
+from sr_lit.errors import ConfigError
 from sr_lit.models.blocks.common import DIV2K_RGB_MEAN, MeanShift, default_conv
 
 __all__ = ["DIV2K_RGB_MEAN", "MeanShift", "SCALES", "Upsampler", "check_scale", "default_conv", "tail_margin"]
@@ -15,7 +16,7 @@ SCALES = (2, 3, 4)
 
 def check_scale(scale: object) -> int:
     if isinstance(scale, bool) or scale not in SCALES:
-        raise ValueError(f"scale must be 2, 3 or 4; got {scale!r}")
+        raise ConfigError(f"scale must be 2, 3 or 4; got {scale!r}")
     return int(scale)  # type: ignore[call-overload]
 
 
