@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from sr_lit.errors import DataError
+
 # overrides that never define a variant: the seed (averaged over), the sweep file, run plumbing
 IGNORED_KEYS = ("seed", "sweep", "ckpt_path", "init_from", "trainer.devices")
 ERROR_MAX_CHARS = 300  # a failed job's reason in report.md / on stderr
@@ -46,7 +48,7 @@ class Job:
         return (self.config or {}).get("seed")
 
 
-class SourceError(RuntimeError):
+class SourceError(DataError):
     """The source cannot be read (no jobs, no network, ...): one clear line for the user."""
 
 

@@ -19,7 +19,7 @@ def hydra_choices() -> dict[str, str]:
 
 
 def run_identity(cfg: Mapping[str, Any], choices: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """name/group/tags: `edsr_tiny-mmca-dynamic-x2-s0`, group = sweep or experiment name, tags = the choices."""
+    """name/group/tags: `edsr_tiny-mmca-hpf_dynamic-x2-s0`, group = sweep or experiment name, tags = the choices."""
     choices = dict(choices if choices is not None else hydra_choices())
     backbone = choices.get("backbone", cfg.get("backbone", {}).get("arch", "model"))
     attention = choices.get("attention", cfg.get("attention", {}).get("name", "none"))
