@@ -23,7 +23,6 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 EXIT_OK = 0
 EXIT_TRAINING_FAULT = 1
@@ -51,28 +50,24 @@ class DataError(UserError):
     """Data folders, files or data settings that cannot work."""
 
 
-class ImageError(DataError):
-    """A file that cannot be used as an image; ``str(err)`` is ``"<path>: <reason>"``."""
+class _AboutAFile:
+    """Mixin: an error about one file; ``str(err)`` is ``"<path>: <reason>"``, both kept as attributes."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{self.path}: {reason}")  # type: ignore[call-arg]
 
     def __reduce__(self):
         return (type(self), (self.path, self.reason))
 
 
-class CheckpointError(UserError):
-    """A model file that cannot be loaded; ``str()`` is one line naming the file and the reason."""
+class ImageError(_AboutAFile, DataError):
+    """A file that cannot be used as an image."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
+class CheckpointError(_AboutAFile, UserError):
+    """A model file that cannot be loaded."""
 
 
 class ExportError(UserError):
