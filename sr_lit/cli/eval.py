@@ -5,7 +5,7 @@
     sr-eval ckpt_path=best.ckpt self_ensemble=true tile=256
     sr-eval ckpt_path=best.ckpt hr_dir=/path/to/hr_images   # any folder of HR images
 
-Protocol (SPEC 1.5, via ``SRMetrics``): 8-bit output, Y (gray values for gray ground truth), shave =
+Protocol (DESIGN 1.5, via ``SRMetrics``): 8-bit output, Y (gray values for gray ground truth), shave =
 scale, per-image PSNR/SSIM averaged per set. Images go one at a time through ``Upscaler``, which tiles
 large ones. Every input (checkpoint, data folders, options) is checked before the first image.
 """
@@ -30,7 +30,7 @@ PROG = "sr-eval"
 def _source(cfg: DictConfig) -> tuple[str | None, str | None]:
     """(ckpt_path, baseline) after checking that exactly one model source was given."""
     ckpt = cfg.get("ckpt_path")
-    baseline = cfg.get("baseline") or cfg.get("model")  # `model=bicubic` (SPEC 3) is an alias
+    baseline = cfg.get("baseline") or cfg.get("model")  # `model=bicubic` (DESIGN 3) is an alias
     if ckpt and baseline:
         raise UserError(
             f"give either ckpt_path or baseline, not both (ckpt_path={ckpt}, baseline={baseline})"

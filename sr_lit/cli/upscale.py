@@ -1,4 +1,4 @@
-"""sr-upscale: LR images or folders in, SR PNGs out (no ground truth needed; PITFALLS 15).
+"""sr-upscale: LR images or folders in, SR PNGs out (no ground truth needed; DESIGN P15).
 
     sr-upscale photo.jpg more/ --out sr/ --ckpt best.ckpt [--tile 256] [--self-ensemble]
     sr-upscale lr/ --out sr/ --baseline bicubic --scale 4

@@ -34,7 +34,7 @@ def evaluate_datasets(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Y-PSNR/SSIM per set, one whole image at a time (sizes differ), SPEC 1.5 protocol via SRMetrics.
+    """Y-PSNR/SSIM per set, one whole image at a time (sizes differ), DESIGN 1.5 protocol via SRMetrics.
 
     Returns {set: {psnr_y, ssim_y, n_images, per_image: {name: {psnr_y, ssim_y}}}}.
     """

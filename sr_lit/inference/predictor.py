@@ -175,7 +175,7 @@ class Upscaler:
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected an LR image (3, h, w) or (N, 3, h, w), got {tuple(lr01.shape)}")
         if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)  # grayscale -> RGB for the model (SPEC 1.5)
+            x = x.expand(-1, 3, -1, -1)  # grayscale -> RGB for the model (DESIGN 1.5)
         x = x.float().contiguous()
         sr = self_ensemble(self._forward, x) if self.self_ensemble else self._forward(x)
         sr = sr.clamp_(0, 1)

@@ -163,7 +163,7 @@ class SpawnSafeEMA(EMAWeightAveraging):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning copies the average into the model here, and ModelCheckpoint's on_train_end, which runs after
         # every other callback, then writes last.ckpt: its current_model_state would hold the EMA weights, and a
-        # run resumed from it (a longer max_steps) would go on training from them (PITFALL 9). Keep the trained
+        # run resumed from it (a longer max_steps) would go on training from them (DESIGN P9). Keep the trained
         # weights for the checkpoints written from now on.
         self._trained_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         super().on_train_end(trainer, pl_module)

@@ -257,7 +257,7 @@ class SRModule(pl.LightningModule):
             checkpoint["state_dict"] = {k.replace("._orig_mod.", "."): v for k, v in sd.items()}
 
     def load_init_weights(self, path: str) -> list[str]:
-        """Fine-tuning (x2 -> x3/x4, SPEC 1.4): load every tensor whose name and shape match, except the upsampler
+        """Fine-tuning (x2 -> x3/x4, DESIGN 1.4): load every tensor whose name and shape match, except the upsampler
         when it differs from this model's (another scale): then all of it keeps its initialisation, even the x4
         upsampler's first conv, whose shape equals the x2 one. Returns the skipped checkpoint keys."""
         from sr_lit.models.blocks.upsample import Upsampler

@@ -54,7 +54,7 @@ def preflight(cfg: DictConfig) -> None:
     init = cfg.get("init_from")
     if cfg.get("require_init_from") and not init:
         raise ConfigError(
-            "missing value for init_from: this experiment fine-tunes the x2 model (SPEC 1.4); "
+            "missing value for init_from: this experiment fine-tunes the x2 model (DESIGN 1.4); "
             "set init_from=<x2 checkpoint> (or require_init_from=false to train from scratch)"
         )
     if init is not None and not Path(str(init)).is_file():

@@ -1,10 +1,10 @@
-"""PSNR/SSIM on the Y channel exactly as the published SR tables compute them (SPEC 1.5).
+"""PSNR/SSIM on the Y channel exactly as the published SR tables compute them (DESIGN 1.5).
 
 Per image: quantise to 8 bit, Y (or gray values for a one-channel ground truth), shave ``scale``
 pixels, PSNR with peak 255, SSIM (Wang et al.: 11x11 Gaussian, sigma 1.5, 'valid' region).
 Scores are averaged over images, never pooled over pixels. ``SRMetrics`` keeps per-image *sums*
 and an image count with ``dist_reduce_fx="sum"``, so under DDP each image counts exactly once
-as long as the sampler does not pad (PITFALLS 3).
+as long as the sampler does not pad (DESIGN P3).
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def collect_wandb_offline(root: Path) -> list[Job]:
         config = config or _load_config(job_dir)
         summary_path = files / "wandb-summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        # offline summaries stay empty until synced (pitfall 8): fall back to the job's own metrics.json
+        # offline summaries stay empty until synced (DESIGN P8): fall back to the job's own metrics.json
         job_metrics = job_dir / "metrics.json"
         if not any(k.startswith("val/") for k in summary) and job_metrics.is_file():
             summary = json.loads(job_metrics.read_text())

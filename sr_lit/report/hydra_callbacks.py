@@ -21,7 +21,7 @@ class OptunaNanAsFail(Callback):
     """Make a NaN objective (a failed sr-train job returns NaN) a FAIL trial instead of a crashed sweep.
 
     hydra-optuna-sweeper 1.3.0 tells Optuna a NaN value; optuna 2.x refuses it with ValueError, and the sweeper's
-    fallback `tell(state=FAIL, values=[nan])` raises again, which ends the whole study (pitfall 7). The patch
+    fallback `tell(state=FAIL, values=[nan])` raises again, which ends the whole study (DESIGN P7). The patch
     turns a tell with any NaN value into `tell(state=FAIL)` without values, in this (the sweep's) process only.
     """
 

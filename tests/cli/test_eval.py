@@ -1,4 +1,4 @@
-"""sr-eval through its Hydra main: the bicubic baseline reproduces the published rows (SPEC 1.5)."""
+"""sr-eval through its Hydra main: the bicubic baseline reproduces the published rows (DESIGN 1.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""sr-summary: trainable params equal SPEC 1.3; FLOPs count the convs and the dynamic filter."""
+"""sr-summary: trainable params equal DESIGN 1.3; FLOPs count the convs and the dynamic filter."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _summary(*overrides: str) -> dict:
 
 def test_summary_params_flops_and_spec():
     plain = _summary("backbone=edsr_baseline", "attention=none", "hpf=none", "scale=2")
-    assert plain["params"] == 1_369_859  # SPEC 1.3
+    assert plain["params"] == 1_369_859  # DESIGN 1.3
     # 2 x multiply-adds of the LR-resolution convs dominate: >= 2 * params * 48 * 48 minus the upsampler share
     assert plain["flops"] > 2 * 1_000_000 * 48 * 48
     assert plain["flops_dynamic_filter"] == 0

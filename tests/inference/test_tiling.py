@@ -1,4 +1,4 @@
-"""Tiled inference equals the whole-image forward for local models (PITFALLS 10: seams, odd sizes)."""
+"""Tiled inference equals the whole-image forward for local models (DESIGN P10: seams, odd sizes)."""
 
 from __future__ import annotations
 

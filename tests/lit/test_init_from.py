@@ -1,4 +1,4 @@
-"""init_from (SPEC 1.4): x3/x4 start from the x2 model with the upsampler skipped; same scale loads everything."""
+"""init_from (DESIGN 1.4): x3/x4 start from the x2 model with the upsampler skipped; same scale loads everything."""
 
 from __future__ import annotations
 

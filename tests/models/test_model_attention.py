@@ -1,4 +1,4 @@
-"""Channel attention units: CA, FCA, MMCA (SPEC 1.2) and the config factory."""
+"""Channel attention units: CA, FCA, MMCA (DESIGN 1.2) and the config factory."""
 
 from __future__ import annotations
 

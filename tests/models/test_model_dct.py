@@ -1,4 +1,4 @@
-"""DCT bases and FcaNet frequency sets (SPEC 1.2)."""
+"""DCT bases and FcaNet frequency sets (DESIGN 1.2)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_dc_basis_is_constant_and_rows_follow_u() -> None:
 
 
 def test_frequency_sets_match_spec() -> None:
-    # Transcribed from SPEC 1.2, (u, v) = (row, col) on the 7x7 grid.
+    # Transcribed from DESIGN 1.2, (u, v) = (row, col) on the 7x7 grid.
     spec = {
         "top16": "(0,0),(0,1),(6,0),(0,5),(0,2),(1,0),(1,2),(4,0),(5,0),(1,6),(3,0),(0,4),(0,6),(0,3),(3,5),(2,2)",
         "low16": "(0,0),(0,1),(1,0),(1,1),(0,2),(2,0),(2,1),(1,2),(2,2),(0,3),(3,0),(4,0),(0,4),(1,3),(3,1),(0,5)",

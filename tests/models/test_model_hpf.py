@@ -1,5 +1,5 @@
-"""Dynamic high-pass filter (SPEC 1.1): kernels, zero-DC property, shift vs unfold implementations, and the
-difference form sum_t w_t (x - x_t) the model computes against the SPEC's definition x - L."""
+"""Dynamic high-pass filter (DESIGN 1.1): kernels, zero-DC property, shift vs unfold implementations, and the
+difference form sum_t w_t (x - x_t) the model computes against the definition in DESIGN 1.1 x - L."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_centre_tap_kernel_passes_no_high_frequencies() -> None:
 
 @pytest.mark.parametrize("kernel_size", [3, 5])
 def test_difference_form_equals_x_minus_lowpass(kernel_size: int) -> None:
-    # the SPEC's definition HPF = x - L, L = sum_t w_t x_t, for per-group normalised kernels (float64: exact sums)
+    # the definition in DESIGN 1.1 HPF = x - L, L = sum_t w_t x_t, for per-group normalised kernels (float64: exact sums)
     torch.manual_seed(2)
     x = torch.randn(2, 8, 9, 7, dtype=torch.float64)
     w = torch.randn(2, 4, kernel_size**2, 9, 7, dtype=torch.float64).softmax(dim=2).flatten(1, 2)

@@ -1,4 +1,4 @@
-"""Channel attention units (SPEC 1.2): RCAN's CA (squeeze-excitation), FcaNet, and MMCA (ours).
+"""Channel attention units (DESIGN 1.2): RCAN's CA (squeeze-excitation), FcaNet, and MMCA (ours).
 
 All units map x (N, C, H, W) to x * a with a (N, C, 1, 1) in (0, 1). FCA and MMCA pool adaptively to
 pool_size x pool_size and are therefore global operations (tiling can never be exact for them).
@@ -88,7 +88,7 @@ class FcaAttention(nn.Module):
 
 @register_attention("mmca")
 class MMCAttention(nn.Module):
-    """Matrix multi-spectral channel attention (ours, SPEC 1.2).
+    """Matrix multi-spectral channel attention (ours, DESIGN 1.2).
 
     D (N, C, K): every channel projected on all K DCT bases. A shared channel MLP (1x1 convs over C on D viewed
     as (N, C, K, 1): C->C/r->C, ReLU, biases as RCAN's CA) gives the attention map A (N, C, K); aggregation

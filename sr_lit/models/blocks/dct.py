@@ -1,4 +1,4 @@
-"""Orthonormal 2-D DCT-II bases and FcaNet's frequency sets (SPEC 1.2).
+"""Orthonormal 2-D DCT-II bases and FcaNet's frequency sets (DESIGN 1.2).
 
 Frequencies are (u, v) = (row, col) pairs. The named sets are defined on a 7x7 grid and are scaled by
 pool_size // 7, as in FcaNet, so a named set needs pool_size to be a multiple of 7. `freq` may instead be an

@@ -1,4 +1,4 @@
-"""Dynamic high-pass filter (SPEC 1.1), after Zou et al. 2020's content-aware low-pass.
+"""Dynamic high-pass filter (DESIGN 1.1), after Zou et al. 2020's content-aware low-pass.
 
 A k x k conv predicts, per pixel and per channel group, a k*k low-pass kernel (softmax-normalised);
 L = dynamic low-pass of x (reflect padding); HPF(x) = x - L, computed as sum_t w_t (x - x_t) (see DynamicHPF.forward).
@@ -168,7 +168,7 @@ HIGHPASS_IMPLS: dict[str, Callable[[torch.Tensor, torch.Tensor, int, int], torch
 
 @register_hpf("dynamic")
 class DynamicHPF(nn.Module):
-    """HPF(x) = x - L(x), L a per-pixel, per-group predicted low-pass kernel (SPEC 1.1).
+    """HPF(x) = x - L(x), L a per-pixel, per-group predicted low-pass kernel (DESIGN 1.1).
 
     predictor: conv k x k, C -> G*k*k, no bias, reflect padding; BatchNorm2d(G*k*k) if bn; softmax over each
     group's k*k taps (`group`: zero DC gain, a constant maps to exactly 0) or over all G*k*k channels (`joint`).
