@@ -4,6 +4,7 @@
     sr-eval baseline=bicubic scale=4                 # also: model=bicubic
     sr-eval ckpt_path=best.ckpt self_ensemble=true tile=256
     sr-eval ckpt_path=best.ckpt hr_dir=/path/to/hr_images   # any folder of HR images
+    sr-eval ckpt_path=EDSR_x2.pt protocol=edsr              # a released file, EDSR-PyTorch's test protocol
 
 Protocol (DESIGN 1.5, via ``SRMetrics``): 8-bit output, Y (gray values for gray ground truth), shave =
 scale, per-image PSNR/SSIM averaged per set. Images go one at a time through ``Upscaler``, which tiles
@@ -114,6 +115,32 @@ def _build_datasets(source: dict[str, Any], scale: int) -> dict:
         raise UserError(str(e)) from None
 
 
+def _gray_gt(cfg: DictConfig) -> str:
+    from sr_lit.metrics.sr_metrics import GRAY_GT_MODES
+
+    value = str(cfg.get("gray_gt") or "gray")
+    if value not in GRAY_GT_MODES:
+        raise UserError(f"gray_gt={value}: must be one of {', '.join(GRAY_GT_MODES)}")
+    return value
+
+
+def _protocol(cfg: DictConfig, source: dict[str, Any], gray_gt: str) -> dict[str, Any]:
+    """The settings that move published numbers (configs/protocol/*.yaml), recorded with the scores."""
+    name = None
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        name = HydraConfig.get().runtime.choices.get("protocol")
+    except (ValueError, ImportError, AttributeError):  # not under Hydra
+        pass
+    return {
+        "name": name,
+        "lr_border": source["lr_border"],
+        "use_official_lr": source["use_official_lr"],
+        "gray_gt": gray_gt,
+    }
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Run the evaluation described by ``cfg``; returns the JSON-able result."""
     from sr_lit.inference.evaluate import evaluate_datasets
@@ -126,6 +153,7 @@ def evaluate(cfg: DictConfig) -> dict:
     scale = upscaler.scale
     datasets = _build_datasets(source, scale)
     progress = bool(cfg.get("progress", True))
+    gray_gt = _gray_gt(cfg)
 
     result: dict[str, Any] = {
         "scale": scale,
@@ -134,11 +162,12 @@ def evaluate(cfg: DictConfig) -> dict:
         "model_spec": getattr(upscaler, "spec", None),
         "tile": cfg.get("tile"),
         "device": str(upscaler.device),
+        "protocol": _protocol(cfg, source, gray_gt),
         "sets": {},
     }
     t0 = time.perf_counter()
     try:
-        result["sets"] = evaluate_datasets(upscaler, datasets, scale=scale, progress=progress)
+        result["sets"] = evaluate_datasets(upscaler, datasets, scale=scale, progress=progress, gray_gt=gray_gt)
     except ValueError as e:
         raise UserError(str(e)) from None
     result["seconds"] = round(time.perf_counter() - t0, 3)

@@ -1,9 +1,12 @@
-"""sr-export: a checkpoint in, a deployable file out (ONNX, TorchScript, or safetensors weights + config).
+"""sr-export: a checkpoint in, a deployable file out (ONNX, TorchScript, safetensors weights + config, or a
+plain state dict for the published EDSR/RCAN code).
 
     sr-export best.ckpt --format onnx --out model.onnx                 # dynamic H/W when the graph allows it
     sr-export best.ckpt --format onnx --out model_256.onnx --tile 256 256 --opset 17
     sr-export best.ckpt --format torchscript --out model.pt
     sr-export best.ckpt --format safetensors --out model.safetensors   # for sr-upscale/sr-eval, no pickle
+    sr-export best.ckpt --format pth --layout official --out edsr.pt   # EDSR-PyTorch / RCAN code (strict=True)
+    sr-export best.ckpt --format pth --layout basicsr --out edsr.pth   # BasicSR ({"params": ...})
 
 Every export is compared with the PyTorch model on random inputs (ONNX via onnxruntime) and refused beyond
 --atol; the measured max |diff| and the model spec are stored in the file. See docs/DEPLOYING.md.
@@ -20,8 +23,15 @@ from sr_lit.cli._common import fail
 from sr_lit.errors import UserError
 
 PROG = "sr-export"
-FORMATS = ("onnx", "torchscript", "safetensors")
-_SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".safetensors": "safetensors"}
+FORMATS = ("onnx", "torchscript", "safetensors", "pth")
+_SUFFIXES = {
+    ".onnx": "onnx",
+    ".pt": "torchscript",
+    ".ts": "torchscript",
+    ".safetensors": "safetensors",
+    ".pth": "pth",
+}
+LAYOUTS = ("official", "basicsr")
 MIN_TILE = 8
 
 
@@ -31,12 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Export a trained sr_lit model (.ckpt or .safetensors) to ONNX, TorchScript or safetensors, "
-        "checked against PyTorch before it is written.",
+        description="Export a trained sr_lit model (.ckpt, .safetensors or a released EDSR/RCAN file) to ONNX, "
+        "TorchScript, safetensors or a plain state dict (pth), checked against PyTorch.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    p.add_argument("ckpt", type=Path, metavar="CKPT", help="Lightning .ckpt or sr-export .safetensors")
+    p.add_argument(
+        "ckpt", type=Path, metavar="CKPT", help="Lightning .ckpt, .safetensors, or a released EDSR/RCAN .pt/.pth"
+    )
     p.add_argument(
         "--out", "-o", type=Path, required=True, metavar="FILE", help="output file (folders created)"
     )
@@ -44,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         "-f",
         choices=FORMATS,
-        help="default: from --out's suffix (.onnx, .pt/.ts, .safetensors)",
+        help="default: from --out's suffix (.onnx, .pt/.ts, .safetensors, .pth)",
+    )
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        help="pth only: key names of EDSR-PyTorch/RCAN (official, the default) or BasicSR; plain EDSR and "
+        "RCAN (with CA) only",
     )
     p.add_argument(
         "--tile",
@@ -77,10 +95,12 @@ def _format(args: argparse.Namespace) -> str:
 
 def _check_options(args: argparse.Namespace, fmt: str) -> tuple[int, int] | None:
     if args.tile is not None:
-        if fmt == "safetensors":
-            raise UserError("--tile applies to onnx and torchscript exports, not safetensors")
+        if fmt in ("safetensors", "pth"):
+            raise UserError(f"--tile applies to onnx and torchscript exports, not {fmt}")
         if min(args.tile) < MIN_TILE:
             raise UserError(f"--tile {args.tile[0]} {args.tile[1]}: both sides must be >= {MIN_TILE} LR px")
+    if args.layout is not None and fmt != "pth":
+        raise UserError(f"--layout applies to pth exports, not {fmt}")
     if args.opset is not None and fmt != "onnx":
         raise UserError(f"--opset applies to onnx exports, not {fmt}")
     if not args.atol >= 0:
@@ -121,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
             from sr_lit.export.torchscript import export_torchscript
 
             result = export_torchscript(model, spec, args.out, tile=tile, atol=args.atol)
+        elif fmt == "pth":
+            from sr_lit.export.pth import export_pth
+
+            result = export_pth(model, spec, args.out, layout=args.layout or "official")
         else:
             from sr_lit.export.weights import export_safetensors
 

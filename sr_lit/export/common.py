@@ -40,6 +40,7 @@ class ExportResult:
     format: str
     fixed_hw: tuple[int, int] | None  # None: dynamic H/W
     diffs: dict[str, float] = field(default_factory=dict)  # "HxW" -> max |export - pytorch|
+    note: str = ""  # format-specific: e.g. how the target code loads a pth export
 
     @property
     def max_diff(self) -> float:
@@ -48,6 +49,8 @@ class ExportResult:
     def summary(self) -> str:
         if self.format == "safetensors":
             return f"wrote {self.path} (safetensors: weights + model spec; reloaded model gives identical outputs)"
+        if self.format == "pth":
+            return f"wrote {self.path} (plain state dict, {self.note}); read back: identical tensors and outputs"
         shape = "dynamic H/W" if self.fixed_hw is None else f"fixed LR tile {size_key(self.fixed_hw)}"
         sizes = ", ".join(self.diffs)
         return f"wrote {self.path} ({self.format}, {shape}); max |diff| vs PyTorch {self.max_diff:.1e} at {sizes}"

@@ -33,8 +33,10 @@ def evaluate_datasets(
     scale: int,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    gray_gt: str = "gray",
 ) -> dict[str, dict[str, Any]]:
-    """Y-PSNR/SSIM per set, one whole image at a time (sizes differ), DESIGN 1.5 protocol via SRMetrics.
+    """Y-PSNR/SSIM per set, one whole image at a time (sizes differ), DESIGN 1.5 protocol via SRMetrics;
+    ``gray_gt``: how a one-channel ground truth is scored (``sr_lit.metrics.sr_metrics.GRAY_GT_MODES``).
 
     Returns {set: {psnr_y, ssim_y, n_images, per_image: {name: {psnr_y, ssim_y}}}}.
     """
@@ -43,7 +45,7 @@ def evaluate_datasets(
     for set_name, dataset in datasets.items():
         # a single-process evaluation: never sync (after a DDP fit, rank 0 runs this alone while the process
         # group is still up; a sync would wait for ranks that have exited)
-        metric = SRMetrics(scale=scale, keep_per_image=True, sync_on_compute=False)
+        metric = SRMetrics(scale=scale, keep_per_image=True, gray_gt=gray_gt, sync_on_compute=False)
         names: list[str] = []
         items = range(len(dataset))
         if progress:

@@ -257,32 +257,17 @@ class SRModule(pl.LightningModule):
             checkpoint["state_dict"] = {k.replace("._orig_mod.", "."): v for k, v in sd.items()}
 
     def load_init_weights(self, path: str) -> list[str]:
-        """Fine-tuning (x2 -> x3/x4, DESIGN 1.4): load every tensor whose name and shape match, except the upsampler
-        when it differs from this model's (another scale): then all of it keeps its initialisation, even the x4
-        upsampler's first conv, whose shape equals the x2 one. Returns the skipped checkpoint keys."""
-        from sr_lit.models.blocks.upsample import Upsampler
-        from sr_lit.models.loading import load_state_dict_any
+        """Fine-tuning (x2 -> x3/x4, DESIGN 1.4; a released EDSR/RCAN -> the same backbone + MMCA/HPF): load every
+        tensor whose name and shape match (any layout: ours, EDSR-PyTorch/RCAN, BasicSR), except the upsampler when
+        it differs from this model's (another scale): then all of it keeps its initialisation, even the x4
+        upsampler's first conv, whose shape equals the x2 one. Logs what starts fresh; returns the skipped keys."""
+        from sr_lit.models.loading import CheckpointError, match_init_state, read_init_weights
 
-        src = load_state_dict_any(path)
-        own = self.net.state_dict()
-        prefixes = tuple(f"{name}." for name, m in self.net.named_modules() if isinstance(m, Upsampler))
-        own_up = {k: v.shape for k, v in own.items() if k.startswith(prefixes)}
-        src_up = {k: v.shape for k, v in src.items() if k.startswith(prefixes)}
-        skip_upsampler = own_up != src_up
-        loaded, skipped = {}, []
-        for k, v in src.items():
-            if k in own and own[k].shape == v.shape and not (skip_upsampler and k in src_up):
-                loaded[k] = v
-            else:
-                skipped.append(k)
-        missing = [k for k in own if k not in loaded]
-        if not loaded:
-            raise ValueError(f"init_from={path}: no tensor matches this model (is it the same architecture?)")
-        self.net.load_state_dict(loaded, strict=False)
-        rank_zero_info(
-            f"init_from={path}: loaded {len(loaded)} tensors; skipped {len(skipped)} from the checkpoint "
-            f"({', '.join(skipped[:8])}{' ...' if len(skipped) > 8 else ''}); "
-            f"{len(missing)} tensors of this model keep their initialisation "
-            f"({', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''})"
-        )
-        return skipped
+        src = read_init_weights(path)
+        match = match_init_state(self.net, src.state)
+        if not match.loaded:
+            raise CheckpointError(path, "init_from: no tensor matches this model (is it the same architecture?)")
+        self.net.load_state_dict(match.loaded, strict=False)
+        layout = {"official": " (EDSR-PyTorch / RCAN layout)", "basicsr": " (BasicSR layout)"}.get(src.source, "")
+        rank_zero_info(f"init_from={path}{layout}: {match.summary()}")
+        return match.skipped

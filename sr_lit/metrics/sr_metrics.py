@@ -18,20 +18,32 @@ from torchmetrics import Metric
 
 from sr_lit.metrics.y_channel import quantize, rgb_to_y, shave
 
-__all__ = ["SRMetrics", "evaluate_pair", "psnr_per_image", "ssim_per_image", "eval_channel"]
+__all__ = ["GRAY_GT_MODES", "SRMetrics", "evaluate_pair", "psnr_per_image", "ssim_per_image", "eval_channel"]
+
+# How a one-channel ground truth is scored: `gray` its gray values (the published bicubic rows; RCAN's
+# Evaluate_PSNR_SSIM.m on a gray file), `rgb` replicated to RGB, then Y (the EDSR-PyTorch and RCAN data loaders, and
+# RCAN's Prepare_TestData, replicate gray images: Set14 `bridge` bicubic x2 +1.32 dB, the Set14 mean +0.09 dB).
+GRAY_GT_MODES = ("gray", "rgb")
 
 _PEAK = 255.0
 _K1, _K2 = 0.01, 0.03
 _WIN, _SIGMA = 11, 1.5
 
 
-def eval_channel(sr255: torch.Tensor, hr255: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def eval_channel(
+    sr255: torch.Tensor, hr255: torch.Tensor, gray_gt: str = "gray"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The single channel that is scored: Y for RGB ground truth, gray values for gray ground truth.
 
     A one-channel ground truth (Set14 ``bridge``) is compared on its gray values, as RCAN's
     Evaluate_PSNR_SSIM.m does; the SR's gray value is its channel mean (exact for replicated gray).
-    Scoring Y of the replicated gray instead adds ~0.09 dB to Set14.
+    Scoring Y of the replicated gray instead (``gray_gt="rgb"``, what the EDSR/RCAN loaders do) adds
+    ~0.09 dB to Set14.
     """
+    if gray_gt not in GRAY_GT_MODES:
+        raise ValueError(f"gray_gt must be one of {', '.join(GRAY_GT_MODES)}; got {gray_gt!r}")
+    if gray_gt == "rgb" and hr255.shape[1] == 1:
+        hr255 = hr255.expand(-1, 3, -1, -1)
     c_sr, c_hr = sr255.shape[1], hr255.shape[1]
     if c_hr == 3:
         if c_sr != 3:
@@ -92,10 +104,12 @@ def _check_pair(sr: torch.Tensor, hr: torch.Tensor) -> None:
         raise ValueError(f"sr and hr must be float in [0, 1], got dtypes {sr.dtype}, {hr.dtype}")
 
 
-def score_batch(sr: torch.Tensor, hr: torch.Tensor, shave_border: int) -> tuple[torch.Tensor, torch.Tensor]:
+def score_batch(
+    sr: torch.Tensor, hr: torch.Tensor, shave_border: int, gray_gt: str = "gray"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image (psnr, ssim) float64 tensors of shape (N,) for [0, 1] float batches."""
     _check_pair(sr, hr)
-    sr_c, hr_c = eval_channel(quantize(sr.double()), quantize(hr.double()))
+    sr_c, hr_c = eval_channel(quantize(sr.double()), quantize(hr.double()), gray_gt)
     sr_c, hr_c = shave(sr_c, shave_border), shave(hr_c, shave_border)
     return psnr_per_image(sr_c, hr_c), ssim_per_image(sr_c, hr_c)
 
@@ -116,14 +130,25 @@ class SRMetrics(Metric):
     ``update(sr, hr)``: float (N, C, H, W) in [0, 1] of equal size, hr C in {1, 3}.
     ``compute()`` -> {"psnr_y", "ssim_y", "n_images"} (means over images; NaN before any update).
     ``keep_per_image=True`` also gathers per-image scores (``per_image()``), e.g. for reports.
+    ``gray_gt``: how a one-channel ground truth is scored (``GRAY_GT_MODES``; ``gray`` by default).
     """
 
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, scale: int, shave_border: int | None = None, keep_per_image: bool = False, **kwargs):
+    def __init__(
+        self,
+        scale: int,
+        shave_border: int | None = None,
+        keep_per_image: bool = False,
+        gray_gt: str = "gray",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        if gray_gt not in GRAY_GT_MODES:
+            raise ValueError(f"gray_gt must be one of {', '.join(GRAY_GT_MODES)}; got {gray_gt!r}")
+        self.gray_gt = gray_gt
         if isinstance(scale, bool) or int(scale) != scale or scale < 1:
             raise ValueError(f"scale must be a positive integer, got scale={scale!r}")
         self.scale = int(scale)
@@ -150,7 +175,7 @@ class SRMetrics(Metric):
         return out
 
     def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        psnr, ssim = score_batch(sr, hr, self.shave_border)
+        psnr, ssim = score_batch(sr, hr, self.shave_border, self.gray_gt)
         self.psnr_sum += psnr.sum()
         self.ssim_sum += ssim.sum()
         self.n_images += psnr.numel()

@@ -1,15 +1,22 @@
-"""Load a trained model from a Lightning ``.ckpt`` or an exported ``.safetensors`` file.
+"""Load a model from a Lightning ``.ckpt``, an exported ``.safetensors``, or a released EDSR/RCAN file.
 
-Both formats carry the model spec (``sr_lit.models.registry.model_spec``), so the architecture is
-rebuilt from the file alone: no config needs to be passed next to a checkpoint.
+Our formats carry the model spec (``sr_lit.models.registry.model_spec``), so the architecture is
+rebuilt from the file alone: no config needs to be passed next to a checkpoint. Plain state dicts
+(EDSR-PyTorch / RCAN ``.pt``, BasicSR ``.pth`` with ``params_ema`` / ``params``) carry none: their
+spec is read off the keys and shapes (``sr_lit.models.layouts.detect``). Everything is loaded with
+``torch.load(weights_only=True)`` or safetensors; nothing is unpickled beyond tensors and containers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +27,31 @@ from sr_lit.errors import CheckpointError
 from sr_lit.utils.files import write_atomic
 
 __all__ = [
+    "BASICSR_PARAM_KEYS",
     "CheckpointError",
+    "HashCheck",
+    "InitMatch",
+    "LoadedWeights",
     "TorchScriptFileError",
+    "check_hash_prefix",
     "clean_state_dict",
+    "fit_state",
     "is_torchscript_archive",
     "load_model",
     "load_state",
     "load_state_dict_any",
+    "match_init_state",
+    "read_init_weights",
+    "read_weights",
     "save_safetensors",
 ]
 
 _NET_PREFIX = "net."
 _COMPILE_INFIX = "_orig_mod."  # torch.compile wraps the module; its state_dict keys gain this part
 _SPEC_KEY = "model_spec"
+_log = logging.getLogger(__name__)
+# BasicSR .pth: {"params": ..., "params_ema": ...}; the EMA weights are the ones its tests evaluate
+BASICSR_PARAM_KEYS = ("params_ema", "params")
 
 
 def clean_state_dict(state: Mapping[str, torch.Tensor], prefix: str = _NET_PREFIX) -> dict[str, torch.Tensor]:
@@ -102,29 +121,82 @@ def _unpickling_reason(e: Exception) -> str:
     )
 
 
-def _read_ckpt(path: Path, map_location: Any) -> tuple[dict, dict[str, torch.Tensor]]:
+def _torch_load(path: Path, map_location: Any) -> Any:
+    """torch.load with weights_only=True (tensors and plain containers only), one-line errors."""
     if is_torchscript_archive(path):
         raise TorchScriptFileError(path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(path, _unpickling_reason(e)) from e
     except Exception as e:  # torch.load fails in many ways on non-checkpoints (IndexError, EOFError, ...)
         raise CheckpointError(path, f"not a PyTorch/Lightning checkpoint ({type(e).__name__})") from e
-    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
-        raise CheckpointError(path, "not a Lightning checkpoint (no 'state_dict')")
-    hparams = ckpt.get("hyper_parameters") or {}
-    if not isinstance(hparams, Mapping) or _SPEC_KEY not in hparams:
-        raise CheckpointError(
-            path, f"checkpoint has no hyper_parameters['{_SPEC_KEY}'] (not written by sr_lit's SRModule?)"
-        )
-    state = clean_state_dict(ckpt["state_dict"])
-    if not state:
-        raise CheckpointError(path, f"checkpoint state_dict has no '{_NET_PREFIX}*' model weights")
-    return _check_spec(path, hparams[_SPEC_KEY]), state
 
 
-def _read_safetensors(path: Path, map_location: Any) -> tuple[dict, dict[str, torch.Tensor]]:
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _plain_state(obj: Any) -> tuple[dict[str, torch.Tensor], str] | None:
+    """(tensors, where) of a plain state dict or a BasicSR ``.pth`` (``params_ema`` preferred), else None."""
+    if _is_tensor_dict(obj):
+        return dict(obj), "state dict"
+    if isinstance(obj, Mapping):
+        for key in BASICSR_PARAM_KEYS:
+            if _is_tensor_dict(obj.get(key)):
+                return dict(obj[key]), f"'{key}'"
+    return None
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """A model file read: spec, our-named evaluation weights, and where they came from.
+
+    ``source``: ``sr_lit`` (spec stored in the file) or the layout of a plain state dict (``official`` =
+    EDSR-PyTorch/RCAN, ``basicsr``); ``where``: the part of the file read (``'params_ema'``, ...); ``assumed``: the
+    values no file of that kind stores, with the value taken (see ``sr_lit.models.layouts.detect``).
+    """
+
+    spec: dict
+    state: dict[str, torch.Tensor] = field(repr=False)
+    source: str
+    where: str = ""
+    assumed: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        from sr_lit.models.layouts import variant_label
+
+        origin = {"sr_lit": "sr_lit file", "official": "EDSR-PyTorch / RCAN layout", "basicsr": "BasicSR layout"}
+        where = f", {self.where}" if self.where else ""
+        return f"{variant_label(self.spec)} x{self.spec['scale']} ({origin.get(self.source, self.source)}{where})"
+
+
+def _detected(
+    path: Path, state: Mapping[str, torch.Tensor], where: str, hints: Mapping[str, Any]
+) -> LoadedWeights:
+    from sr_lit.models.layouts import detect
+
+    try:
+        found = detect(state, **hints)
+    except ValueError as e:
+        raise CheckpointError(path, str(e)) from None
+    return LoadedWeights(found.spec, found.state, found.layout, where, found.assumed)
+
+
+def _check_hints(path: Path, spec: dict, hints: Mapping[str, Any]) -> None:
+    """Our files carry their spec: an explicit arch / scale / res_scale must agree with it."""
+    backbone = spec.get("backbone") or {}
+    given = {
+        "arch": (hints.get("arch"), backbone.get("arch")),
+        "scale": (hints.get("scale"), spec.get("scale")),
+        "res_scale": (hints.get("res_scale"), backbone.get("res_scale")),
+    }
+    for name, (want, have) in given.items():
+        if want is not None and want != have:
+            raise CheckpointError(path, f"its model spec has {name} {have}, not {want}")
+
+
+def _read_safetensors(path: Path, map_location: Any, hints: Mapping[str, Any]) -> LoadedWeights:
     from safetensors import SafetensorError, safe_open
 
     device = str(map_location) if map_location is not None else "cpu"
@@ -135,63 +207,221 @@ def _read_safetensors(path: Path, map_location: Any) -> tuple[dict, dict[str, to
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(path, f"not a safetensors file ({e})") from e
     if _SPEC_KEY not in meta:
-        raise CheckpointError(path, f"safetensors metadata has no '{_SPEC_KEY}' (not exported by sr_lit?)")
+        # weights from elsewhere (a BasicSR/EDSR state dict saved as safetensors): read the spec off the keys
+        return _detected(path, state, "safetensors without a model spec", hints)
     try:
         spec = json.loads(meta[_SPEC_KEY])
     except json.JSONDecodeError as e:
         raise CheckpointError(path, f"'{_SPEC_KEY}' metadata is not valid JSON ({e})") from e
-    return _check_spec(path, spec), state
+    spec = _check_spec(path, spec)
+    _check_hints(path, spec, hints)
+    return LoadedWeights(spec, state, "sr_lit")
 
 
-def load_state(path: str | Path, map_location: Any = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
-    """(spec, model state dict) from a ``.ckpt`` or ``.safetensors`` file, without building the model."""
+def _read_torch(path: Path, map_location: Any, hints: Mapping[str, Any]) -> LoadedWeights:
+    obj = _torch_load(path, map_location)
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        hparams = obj.get("hyper_parameters") or {}
+        if not isinstance(hparams, Mapping) or _SPEC_KEY not in hparams:
+            raise CheckpointError(
+                path, f"checkpoint has no hyper_parameters['{_SPEC_KEY}'] (not written by sr_lit's SRModule?)"
+            )
+        state = clean_state_dict(obj["state_dict"])
+        if not state:
+            raise CheckpointError(path, f"checkpoint state_dict has no '{_NET_PREFIX}*' model weights")
+        spec = _check_spec(path, hparams[_SPEC_KEY])
+        _check_hints(path, spec, hints)
+        return LoadedWeights(spec, state, "sr_lit")
+    plain = _plain_state(obj)
+    if plain is None:
+        raise CheckpointError(
+            path,
+            "neither an sr_lit checkpoint, a state dict of tensors, nor a BasicSR file ('params_ema'/'params')",
+        )
+    return _detected(path, plain[0], plain[1], hints)
+
+
+def read_weights(
+    path: str | Path,
+    map_location: Any = "cpu",
+    *,
+    arch: str | None = None,
+    scale: int | None = None,
+    res_scale: float | None = None,
+) -> LoadedWeights:
+    """Spec + weights of any model file sr_lit reads: our ``.ckpt`` / ``.safetensors``, or a released EDSR/RCAN
+    state dict (``.pt``, BasicSR ``.pth``, plain ``.safetensors``), whose spec is detected from keys and shapes.
+
+    ``arch`` / ``scale`` are checked against the file; ``res_scale`` sets what a plain EDSR file cannot tell.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(path, "file not found")
     if not path.is_file():
         raise CheckpointError(path, "not a file")
+    hints = {"arch": arch, "scale": scale, "res_scale": res_scale}
     if path.suffix.lower() == ".safetensors":
-        return _read_safetensors(path, map_location)
-    return _read_ckpt(path, map_location)
+        return _read_safetensors(path, map_location, hints)
+    return _read_torch(path, map_location, hints)
 
 
-def load_state_dict_any(path: str | Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
-    """Model weights from an sr_lit .ckpt/.safetensors, or a plain torch state dict (e.g. official EDSR .pt).
+def load_state(path: str | Path, map_location: Any = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
+    """(spec, model state dict) of any model file ``read_weights`` reads, without building the model."""
+    loaded = read_weights(path, map_location)
+    return loaded.spec, loaded.state
 
-    For fine-tuning (``init_from``): no model spec is required; keys are model keys (no ``net.``).
-    """
+
+@dataclass(frozen=True)
+class InitWeights:
+    state: dict[str, torch.Tensor] = field(repr=False)
+    source: str  # sr_lit | official | basicsr | state dict
+
+
+def read_init_weights(path: str | Path, map_location: Any = "cpu") -> InitWeights:
+    """Our-named weights of any model file, spec or not, for ``init_from``: an sr_lit .ckpt/.safetensors, a plain
+    state dict (ours or EDSR-PyTorch/RCAN), or a BasicSR file (renamed to our keys)."""
+    from sr_lit.models.layouts import to_ours
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "file not found" if not path.exists() else "not a file")
     if path.suffix.lower() == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors import SafetensorError, safe_open
 
         try:
-            return load_file(str(path), device=str(map_location or "cpu"))
+            with safe_open(str(path), framework="pt", device=str(map_location or "cpu")) as f:
+                ours = _SPEC_KEY in (f.metadata() or {})
+                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(path, f"not a safetensors file ({e})") from e
-    if is_torchscript_archive(path):
-        raise TorchScriptFileError(path)
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(path, _unpickling_reason(e)) from e
-    except Exception as e:  # torch.load fails in many ways on non-checkpoints
-        raise CheckpointError(path, f"not a PyTorch checkpoint ({type(e).__name__})") from e
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        state = clean_state_dict(obj["state_dict"])  # Lightning checkpoint
-    elif isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        # plain state dict; DataParallel adds "module."
-        state = {k.removeprefix("module.").replace(_COMPILE_INFIX, ""): v for k, v in obj.items()}
+        if ours:
+            return InitWeights(state, "sr_lit")
     else:
-        raise CheckpointError(path, "neither a Lightning checkpoint nor a state dict of tensors")
-    if not state:
-        raise CheckpointError(path, "holds no model weights")
-    return state
+        obj = _torch_load(path, map_location)
+        if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+            state = clean_state_dict(obj["state_dict"])  # Lightning checkpoint
+            if not state:
+                raise CheckpointError(path, "holds no model weights")
+            return InitWeights(state, "sr_lit")
+        plain = _plain_state(obj)
+        if plain is None:
+            raise CheckpointError(path, "neither a Lightning checkpoint nor a state dict of tensors")
+        state = plain[0]
+    try:
+        renamed, layout = to_ours(state, add_meanshift=False)
+    except ValueError as e:
+        raise CheckpointError(path, str(e)) from None
+    return InitWeights(renamed, layout or "state dict")
 
 
-def _fit_state(path: Path, model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+def load_state_dict_any(path: str | Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+    """Model weights (our key names) from any file ``read_init_weights`` reads; no model spec is required."""
+    return read_init_weights(path, map_location).state
+
+
+@dataclass(frozen=True)
+class InitMatch:
+    """What ``init_from`` takes from a file: ``loaded`` tensors, file keys ``skipped``, model keys left ``fresh``
+    (their initialisation kept), and those fresh keys grouped by the module that owns them all."""
+
+    loaded: dict[str, torch.Tensor] = field(repr=False)
+    skipped: list[str]
+    fresh: list[str]
+    fresh_units: dict[str, int]  # "MMCAttention at body.*.body.*.body.3" -> count
+
+    def summary(self) -> str:
+        units = "; ".join(f"{n} x {what}" for what, n in self.fresh_units.items())
+        return (
+            f"loaded {len(self.loaded)} tensors; skipped {len(self.skipped)} from the file "
+            f"({_few(self.skipped, 8) or 'none'}); {len(self.fresh)} tensors of this model start fresh"
+            + (f": {units}" if units else "")
+        )
+
+
+def _few(keys: list[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
+
+
+def _fresh_units(model: nn.Module, fresh: set[str]) -> dict[str, int]:
+    """Fresh keys grouped by the outermost module all of whose tensors are fresh: e.g. 200 x MMCAttention."""
+    state_keys: dict[str, list[str]] = {}
+    for key in model.state_dict():
+        parts = key.split(".")
+        for i in range(len(parts)):  # every ancestor module, the root ("") included
+            state_keys.setdefault(".".join(parts[:i]), []).append(key)
+    owners: dict[str, str] = {}
+    for name, module in model.named_modules():
+        keys = state_keys.get(name)
+        if keys and all(k in fresh for k in keys):
+            if not any(name.startswith(f"{o}.") for o in owners if o) and "" not in owners:
+                owners[name] = type(module).__name__
+    counts: dict[str, int] = {}
+    for name, cls in owners.items():
+        where = re.sub(r"\.\d+(?=\.|$)", ".*", name) or "(root)"
+        label = f"{cls} at {where}"
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def match_init_state(model: nn.Module, src: Mapping[str, torch.Tensor]) -> InitMatch:
+    """Fine-tuning (x2 -> x3/x4, DESIGN 1.4; a released RCAN -> RCAN + MMCA + HPF): every tensor whose name and
+    shape match, except the upsampler when it differs from this model's (another scale): then all of it keeps its
+    initialisation, even the x4 upsampler's first conv, whose shape equals the x2 one."""
+    from sr_lit.models.blocks.upsample import Upsampler
+
+    own = model.state_dict()
+    prefixes = tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, Upsampler))
+    own_up = {k: v.shape for k, v in own.items() if k.startswith(prefixes)}
+    src_up = {k: v.shape for k, v in src.items() if k.startswith(prefixes)}
+    skip_upsampler = own_up != src_up
+    loaded: dict[str, torch.Tensor] = {}
+    skipped: list[str] = []
+    for k, v in src.items():
+        if k in own and own[k].shape == v.shape and not (skip_upsampler and k in src_up):
+            loaded[k] = v
+        else:
+            skipped.append(k)
+    fresh = [k for k in own if k not in loaded]
+    return InitMatch(loaded, skipped, fresh, _fresh_units(model, set(fresh)))
+
+
+def check_hash_prefix(path: str | Path) -> HashCheck | None:
+    """The sha256 prefix in a released file's name (``edsr_baseline_x2-1bc95232.pt``, BasicSR's
+    ``..._official-3ba7b086.pth``; torch.hub's convention) checked against the file; None without one."""
+    path = Path(path)
+    m = _HASH_IN_NAME.search(path.stem)
+    if m is None:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    actual = digest.hexdigest()
+    return HashCheck(expected=m.group(1).lower(), actual=actual)
+
+
+_HASH_IN_NAME = re.compile(r"-([0-9a-fA-F]{8,64})$")
+
+
+@dataclass(frozen=True)
+class HashCheck:
+    expected: str  # the prefix in the file name
+    actual: str  # the file's full sha256
+
+    @property
+    def matches(self) -> bool:
+        return self.actual.startswith(self.expected)
+
+    def describe(self) -> str:
+        if self.matches:
+            return f"sha256 starts with {self.expected}, as its name says"
+        return (
+            f"sha256 {self.actual[: len(self.expected)]}... does NOT match the {self.expected} in its name "
+            "(a damaged or different file)"
+        )
+
+
+def fit_state(path: Path, model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """Strict load with a readable error: which keys are missing/unexpected/mis-shaped."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -218,16 +448,23 @@ def _fit_state(path: Path, model: nn.Module, state: Mapping[str, torch.Tensor]) 
 
 
 def load_model(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model from its spec and load the evaluation weights (EMA when it was on); eval mode."""
+    """Rebuild the model from its spec and load the evaluation weights (EMA when it was on); eval mode.
+
+    Released EDSR/RCAN files load too (spec detected, ``read_weights``); the returned spec then records what was
+    assumed (EDSR's res_scale from the width): ``sr-import --res-scale`` writes a file with another value."""
     from sr_lit.models.registry import build_model
 
     path = Path(path)
-    spec, state = load_state(path, map_location)
+    loaded = read_weights(path, map_location)
+    spec, state = loaded.spec, loaded.state
     try:
         model = build_model(**spec)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(path, f"cannot build the model from its spec ({e})") from e
-    _fit_state(path, model, state)
+    fit_state(path, model, state)
+    if loaded.source != "sr_lit":
+        assumed = "; ".join(loaded.assumed)
+        _log.info("%s: %s%s", path, loaded.describe(), f"; assumed {assumed}" if assumed else "")
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)
     return model.eval(), spec
