@@ -167,7 +167,9 @@ def evaluate(cfg: DictConfig) -> dict:
     }
     t0 = time.perf_counter()
     try:
-        result["sets"] = evaluate_datasets(upscaler, datasets, scale=scale, progress=progress, gray_gt=gray_gt)
+        result["sets"] = evaluate_datasets(
+            upscaler, datasets, scale=scale, progress=progress, gray_gt=gray_gt
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
     result["seconds"] = round(time.perf_counter() - t0, 3)

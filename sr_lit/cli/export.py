@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     p.add_argument(
-        "ckpt", type=Path, metavar="CKPT", help="Lightning .ckpt, .safetensors, or a released EDSR/RCAN .pt/.pth"
+        "ckpt",
+        type=Path,
+        metavar="CKPT",
+        help="Lightning .ckpt, .safetensors, or a released EDSR/RCAN .pt/.pth",
     )
     p.add_argument(
         "--out", "-o", type=Path, required=True, metavar="FILE", help="output file (folders created)"

@@ -33,10 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    p.add_argument("file", type=Path, metavar="FILE", help="state dict .pt/.pth, Lightning .ckpt or .safetensors")
+    p.add_argument(
+        "file", type=Path, metavar="FILE", help="state dict .pt/.pth, Lightning .ckpt or .safetensors"
+    )
     p.add_argument("--out", "-o", type=Path, required=True, metavar="OUT.safetensors", help="output file")
     p.add_argument("--arch", choices=ARCHS, help="expected architecture (checked against the file)")
-    p.add_argument("--scale", type=int, choices=(2, 3, 4), help="expected scale (checked against the upsampler)")
+    p.add_argument(
+        "--scale", type=int, choices=(2, 3, 4), help="expected scale (checked against the upsampler)"
+    )
     p.add_argument(
         "--res-scale",
         type=float,
@@ -67,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
     _check_out(args)
     try:
-        result = import_weights(args.file, args.out, arch=args.arch, scale=args.scale, res_scale=args.res_scale)
+        result = import_weights(
+            args.file, args.out, arch=args.arch, scale=args.scale, res_scale=args.res_scale
+        )
     except (CheckpointError, ExportError) as e:
         raise UserError(str(e)) from None
     except OSError as e:

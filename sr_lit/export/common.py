@@ -50,7 +50,9 @@ class ExportResult:
         if self.format == "safetensors":
             return f"wrote {self.path} (safetensors: weights + model spec; reloaded model gives identical outputs)"
         if self.format == "pth":
-            return f"wrote {self.path} (plain state dict, {self.note}); read back: identical tensors and outputs"
+            return (
+                f"wrote {self.path} (plain state dict, {self.note}); read back: identical tensors and outputs"
+            )
         shape = "dynamic H/W" if self.fixed_hw is None else f"fixed LR tile {size_key(self.fixed_hw)}"
         sizes = ", ".join(self.diffs)
         return f"wrote {self.path} ({self.format}, {shape}); max |diff| vs PyTorch {self.max_diff:.1e} at {sizes}"

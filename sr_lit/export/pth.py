@@ -23,7 +23,9 @@ from sr_lit.export.common import EXPORT_HW, ExportError, ExportResult, check_aga
 __all__ = ["export_pth"]
 
 
-def export_pth(model: nn.Module, spec: Mapping[str, Any], path: str | Path, layout: str = "official") -> ExportResult:
+def export_pth(
+    model: nn.Module, spec: Mapping[str, Any], path: str | Path, layout: str = "official"
+) -> ExportResult:
     from sr_lit.models import layouts
     from sr_lit.models.loading import CheckpointError, read_weights
     from sr_lit.models.registry import build_model
@@ -44,7 +46,10 @@ def export_pth(model: nn.Module, spec: Mapping[str, Any], path: str | Path, layo
     backbone = spec["backbone"]
     try:
         back = read_weights(
-            path, arch=backbone["arch"], scale=int(spec["scale"]), res_scale=float(backbone.get("res_scale", 1.0))
+            path,
+            arch=backbone["arch"],
+            scale=int(spec["scale"]),
+            res_scale=float(backbone.get("res_scale", 1.0)),
         )
     except CheckpointError as e:
         raise ExportError(f"{path} does not read back: {e.reason}") from None

@@ -68,7 +68,7 @@ def import_weights(
     ``arch`` / ``scale`` are checked against the file, ``res_scale`` sets what EDSR files do not store. A sha256
     prefix in the file name (``edsr_x2-0edfb8a3.pt``) is checked and reported, not enforced.
     """
-    from sr_lit.models.loading import fit_state, check_hash_prefix, read_weights
+    from sr_lit.models.loading import check_hash_prefix, fit_state, read_weights
     from sr_lit.models.registry import build_model
 
     source = Path(source)

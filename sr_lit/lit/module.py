@@ -266,8 +266,12 @@ class SRModule(pl.LightningModule):
         src = read_init_weights(path)
         match = match_init_state(self.net, src.state)
         if not match.loaded:
-            raise CheckpointError(path, "init_from: no tensor matches this model (is it the same architecture?)")
+            raise CheckpointError(
+                path, "init_from: no tensor matches this model (is it the same architecture?)"
+            )
         self.net.load_state_dict(match.loaded, strict=False)
-        layout = {"official": " (EDSR-PyTorch / RCAN layout)", "basicsr": " (BasicSR layout)"}.get(src.source, "")
+        layout = {"official": " (EDSR-PyTorch / RCAN layout)", "basicsr": " (BasicSR layout)"}.get(
+            src.source, ""
+        )
         rank_zero_info(f"init_from={path}{layout}: {match.summary()}")
         return match.skipped

@@ -240,7 +240,9 @@ def _scale_from_upsampler(state: Mapping[str, torch.Tensor], n_feats: int) -> in
         return 2 ** len(convs)
     if ratio == 4:
         raise ValueError(f"a x{2 ** len(convs)} upsampler: sr_lit's EDSR/RCAN support x2, x3 and x4")
-    raise ValueError(f"upsampler conv maps {n_feats} -> {ratio * n_feats} channels: not EDSR's x2/x3/x4 upsampler")
+    raise ValueError(
+        f"upsampler conv maps {n_feats} -> {ratio * n_feats} channels: not EDSR's x2/x3/x4 upsampler"
+    )
 
 
 def detect(
@@ -288,7 +290,12 @@ def detect(
                 f"res_scale {res_scale:g}: no file stores it; the released models use 0.1 at 256 features "
                 "(EDSR) and 1 below (EDSR-baseline)"
             )
-        backbone = {"arch": "edsr", "n_resblocks": consts["N"], "n_feats": n_feats, "res_scale": float(res_scale)}
+        backbone = {
+            "arch": "edsr",
+            "n_resblocks": consts["N"],
+            "n_feats": n_feats,
+            "res_scale": float(res_scale),
+        }
         ca_key = "body.0.body.3.conv_du.0.weight"
     else:
         if res_scale is None:
@@ -357,7 +364,9 @@ def check_exportable(spec: Mapping[str, Any], state: Mapping[str, torch.Tensor],
     if arch not in ARCHS:
         raise ValueError(f"backbone {arch!r}: only EDSR and RCAN have a published layout")
     if (spec.get("hpf") or {}).get("name", "none") != "none":
-        raise ValueError(f"{target} has no dynamic high-pass filter (hpf={spec['hpf']['name']}); export hpf=none")
+        raise ValueError(
+            f"{target} has no dynamic high-pass filter (hpf={spec['hpf']['name']}); export hpf=none"
+        )
     if arch == "edsr" and att != "none":
         raise ValueError(f"{target} has no channel attention in its residual blocks (attention={att})")
     if arch == "rcan" and att != "ca":

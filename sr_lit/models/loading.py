@@ -166,7 +166,11 @@ class LoadedWeights:
     def describe(self) -> str:
         from sr_lit.models.layouts import variant_label
 
-        origin = {"sr_lit": "sr_lit file", "official": "EDSR-PyTorch / RCAN layout", "basicsr": "BasicSR layout"}
+        origin = {
+            "sr_lit": "sr_lit file",
+            "official": "EDSR-PyTorch / RCAN layout",
+            "basicsr": "BasicSR layout",
+        }
         where = f", {self.where}" if self.where else ""
         return f"{variant_label(self.spec)} x{self.spec['scale']} ({origin.get(self.source, self.source)}{where})"
 
@@ -350,11 +354,11 @@ def _fresh_units(model: nn.Module, fresh: set[str]) -> dict[str, int]:
         for i in range(len(parts)):  # every ancestor module, the root ("") included
             state_keys.setdefault(".".join(parts[:i]), []).append(key)
     owners: dict[str, str] = {}
-    for name, module in model.named_modules():
+    for name, module in model.named_modules():  # parents come before their children
         keys = state_keys.get(name)
-        if keys and all(k in fresh for k in keys):
-            if not any(name.startswith(f"{o}.") for o in owners if o) and "" not in owners:
-                owners[name] = type(module).__name__
+        inside_owner = "" in owners or any(name.startswith(f"{o}.") for o in owners)
+        if keys and not inside_owner and all(k in fresh for k in keys):
+            owners[name] = type(module).__name__
     counts: dict[str, int] = {}
     for name, cls in owners.items():
         where = re.sub(r"\.\d+(?=\.|$)", ".*", name) or "(root)"
