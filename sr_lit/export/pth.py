@@ -18,9 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_lit.export.common import EXPORT_HW, ExportError, ExportResult, check_against
+from sr_lit.export.common import ExportError, ExportResult, check_against
 
 __all__ = ["export_pth"]
+
+# The read-back check compares tensors one by one; the forward pass only confirms the spec read back (res_scale,
+# CA reduction, scale), so a small non-square input does.
+_PROBE_HW = (12, 15)
 
 
 def export_pth(
@@ -59,5 +63,5 @@ def export_pth(
         raise ExportError(f"{path}: tensors differ after reading it back ({', '.join(differ[:5])})")
     reloaded = build_model(**back.spec).eval()
     reloaded.load_state_dict(back.state, strict=True)
-    diffs = check_against(model.eval().cpu(), reloaded, [EXPORT_HW], 0.0, f"{path} read back")
+    diffs = check_against(model.eval().cpu(), reloaded, [_PROBE_HW], 0.0, f"{path} read back")
     return ExportResult(path=path, format="pth", fixed_hw=None, diffs=diffs, note=f"{layout} layout; {hint}")

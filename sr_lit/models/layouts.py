@@ -165,13 +165,13 @@ def _depth_consts(keys: set[str], arch: str, layout: str) -> dict[str, int]:
             return {"N": _count(keys, r"body\.(\d+)\.conv1\.weight\Z", "residual blocks")}
         return {
             "N": _count(keys, r"body\.(\d+)\.conv\.weight\Z", "residual groups"),
-            "NB": _count(keys, r"body\.0\.residual_group\.(\d+)\.rcab\.0\.weight\Z", "RCABs"),
+            "NB": _count(keys, r"body\.\d+\.residual_group\.(\d+)\.rcab\.0\.weight\Z", "RCABs"),
         }
     if arch == "edsr":
         return {"N": _count(keys, r"body\.(\d+)\.body\.0\.weight\Z", "residual blocks")}
     return {
         "N": _count(keys, r"body\.(\d+)\.body\.0\.body\.0\.weight\Z", "residual groups"),
-        "NB": _count(keys, r"body\.0\.body\.(\d+)\.body\.0\.weight\Z", "RCABs"),
+        "NB": _count(keys, r"body\.\d+\.body\.(\d+)\.body\.0\.weight\Z", "RCABs"),
     }
 
 
@@ -319,7 +319,30 @@ def detect(
         state = {**_default_meanshift(), **state}
         assumed.append(f"mean shift: the DIV2K mean at rgb_range 255 ({', '.join(missing)} not in the file)")
     spec = model_spec(backbone, attention, {"name": "none"}, detected_scale)
+    _check_fits(spec, state)
     return Detection(layout=layout, spec=spec, state=state, assumed=tuple(assumed))
+
+
+def _check_fits(spec: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> None:
+    """Every key and shape of the detected model, no other (built on the meta device: no memory, no init)."""
+    from sr_lit.models.registry import build_model
+
+    with torch.device("meta"):
+        own = {k: tuple(v.shape) for k, v in build_model(**spec).state_dict().items()}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {s}"
+        for k, s in own.items()
+        if k in state and tuple(state[k].shape) != s
+    ]
+    problems = [
+        f"{what}: {_few(keys)}"
+        for what, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shapes", shapes))
+        if keys
+    ]
+    if problems:
+        raise ValueError(f"does not fit the detected {variant_label(spec)}: " + "; ".join(problems))
 
 
 def _units(spec: Mapping[str, Any]) -> str:
