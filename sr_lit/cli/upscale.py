@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (not recursive)")
     p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR", help="output folder (created)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--ckpt", type=Path, metavar="CKPT", help="Lightning .ckpt or exported .safetensors")
+    src.add_argument("--ckpt", type=Path, metavar="CKPT", help=".ckpt, .safetensors, or EDSR/RCAN .pt/.pth")
     src.add_argument("--baseline", choices=["bicubic"], help="no model: MATLAB bicubic (needs --scale)")
     src.add_argument(
         "--onnx",

@@ -224,10 +224,6 @@ class Detection:
     state: dict[str, torch.Tensor] = field(repr=False)
     assumed: tuple[str, ...] = ()
 
-    def describe(self) -> str:
-        where = {"official": "EDSR-PyTorch / RCAN layout", "basicsr": "BasicSR layout"}[self.layout]
-        return f"{variant_label(self.spec)} x{self.spec['scale']} ({where})"
-
 
 def _scale_from_upsampler(state: Mapping[str, torch.Tensor], n_feats: int) -> int:
     convs = _indices(list(state), r"tail\.0\.(\d+)\.weight\Z")
