@@ -338,7 +338,12 @@ def _check_fits(spec: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> N
         if keys
     ]
     if problems:
-        raise ValueError(f"does not fit the detected {variant_label(spec)}: " + "; ".join(problems))
+        hint = (
+            " (a plain state dict holds no model spec: for a model with HPF/FCA/MMCA give its .ckpt or .safetensors)"
+            if unexpected
+            else ""
+        )
+        raise ValueError(f"does not fit the detected {variant_label(spec)}: " + "; ".join(problems) + hint)
 
 
 def _units(spec: Mapping[str, Any]) -> str:
@@ -384,7 +389,7 @@ def check_exportable(spec: Mapping[str, Any], state: Mapping[str, torch.Tensor],
         raise ValueError(f"backbone {arch!r}: only EDSR and RCAN have a published layout")
     if (spec.get("hpf") or {}).get("name", "none") != "none":
         raise ValueError(
-            f"{target} has no dynamic high-pass filter (hpf={spec['hpf']['name']}); export hpf=none"
+            f"{target} has no dynamic high-pass filter (this model has hpf={spec['hpf']['name']})"
         )
     if arch == "edsr" and att != "none":
         raise ValueError(f"{target} has no channel attention in its residual blocks (attention={att})")
