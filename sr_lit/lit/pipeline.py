@@ -93,7 +93,9 @@ def check_same_architecture(ckpt_path: str, spec: dict[str, Any]) -> None:
     other = (ckpt.get("hyper_parameters") or {}).get("model_spec")
     if other is None:
         raise CheckpointError(
-            f"ckpt_path={ckpt_path}", "not an sr_lit checkpoint (no hyper_parameters.model_spec)"
+            f"ckpt_path={ckpt_path}",
+            "not an sr_lit training checkpoint (no hyper_parameters.model_spec), so there is no run to resume; "
+            "to start from these weights (e.g. a released EDSR/RCAN file) use init_from=<file>",
         )
     if other != spec:
         diffs = [
