@@ -270,6 +270,6 @@ def parse_hpf(cfg: Mapping[str, Any] | None) -> HPFPlan | None:
     check_options(
         options,
         ("placement", "every", *constructor_options(unit, exclude=("channels",))),
-        f"hpf (name={name!r})",
+        "hpf",
     )
     return HPFPlan(placement=placement, every=every, options=options, unit=unit)
