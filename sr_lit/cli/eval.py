@@ -141,10 +141,26 @@ def _protocol(cfg: DictConfig, source: dict[str, Any], gray_gt: str) -> dict[str
     }
 
 
+def _analysis_options(cfg: DictConfig) -> dict[str, Any]:
+    """per_image / spectrum / n_bands (configs/eval.yaml), checked before any work."""
+    options = {}
+    for key in ("per_image", "spectrum"):
+        value = cfg.get(key, key == "per_image")
+        if not isinstance(value, bool):
+            raise UserError(f"{key}={value}: expected true or false")
+        options[key] = value
+    n_bands = cfg.get("n_bands", 8)
+    if isinstance(n_bands, bool) or not isinstance(n_bands, int) or n_bands < 1:
+        raise UserError(f"n_bands={n_bands}: expected a positive integer")
+    options["n_bands"] = n_bands
+    return options
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Run the evaluation described by ``cfg``; returns the JSON-able result."""
-    from sr_lit.inference.evaluate import evaluate_datasets
+    from sr_lit.analysis.evaluation import evaluate_with_spectra
 
+    analysis = _analysis_options(cfg)
     ckpt, _ = _source(cfg)
     if ckpt is not None and not Path(ckpt).is_file():
         raise UserError(f"ckpt_path not found: {ckpt}")
@@ -167,11 +183,20 @@ def evaluate(cfg: DictConfig) -> dict:
     }
     t0 = time.perf_counter()
     try:
-        result["sets"] = evaluate_datasets(
-            upscaler, datasets, scale=scale, progress=progress, gray_gt=gray_gt
+        result["sets"] = evaluate_with_spectra(
+            upscaler,
+            datasets,
+            scale,
+            spectrum=analysis["spectrum"],
+            n_bands=analysis["n_bands"],
+            progress=progress,
+            gray_gt=gray_gt,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
+    if not analysis["per_image"]:
+        for record in result["sets"].values():
+            record.pop("per_image", None)
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
@@ -189,13 +214,49 @@ def print_table(result: dict) -> None:
     for name, r in result["sets"].items():
         psnr = "nan" if math.isnan(r["psnr_y"]) else f"{r['psnr_y']:.2f}"
         table.add_row(name, str(r["n_images"]), psnr, f"{r['ssim_y']:.4f}")
-    Console(soft_wrap=True).print(table)
+    console = Console(soft_wrap=True)
+    console.print(table)
+    for name, r in result["sets"].items():
+        if r.get("spectrum"):
+            console.print(band_table(name, r["spectrum"]))
+
+
+def band_table(set_name: str, spectrum: dict):
+    """Per-band Y-PSNR of the model and of bicubic (sr_lit.analysis.spectrum) as a rich table."""
+    from rich.table import Table
+
+    def db(v: float | None) -> str:
+        return "inf" if v is None else f"{v:.2f}"
+
+    edges = spectrum["band_edges"]
+    table = Table(
+        title=f"{set_name}: Y-PSNR per frequency band (r = f / HR Nyquist, {spectrum['window']} window)"
+    )
+    for col in ("band", "r", "model", "bicubic", "Δ", "model error share"):
+        table.add_column(col, justify="right")
+    model, bicubic = spectrum["model"], spectrum["bicubic"]
+    for k in range(spectrum["n_bands"]):
+        delta = spectrum["delta_band_psnr_y"][k]
+        share = model["band_share"][k]
+        table.add_row(
+            str(k),
+            f"{edges[k]:.3f}-{edges[k + 1]:.3f}" + ("+" if k == spectrum["n_bands"] - 1 else ""),
+            db(model["band_psnr_y"][k]),
+            db(bicubic["band_psnr_y"][k]),
+            "—" if delta is None else f"{delta:+.2f}",
+            "—" if share is None else f"{100 * share:.1f} %",
+        )
+    return table
 
 
 def write_json(result: dict, path: str | Path) -> Path:
+    from sr_lit.analysis.records import write_beside
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
+    # <stem>_per_image.csv (per_image=true) and <stem>_spectrum.png (spectrum=true) beside the JSON
+    write_beside(path, result["sets"], title=f"{Path(result['model']).name} x{result['scale']}")
     return path
 
 

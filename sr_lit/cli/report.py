@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from sr_lit.report.collect import SourceError, collect
-from sr_lit.report.plot import plot_report
-from sr_lit.report.table import Report, build_report, csv_rows, markdown
+from sr_lit.report.plot import plot_bands, plot_report
+from sr_lit.report.table import Report, band_rows, build_report, csv_rows, markdown
 
 
 def write_outputs(report: Report, out: Path, title: str) -> dict[str, Path]:
@@ -28,6 +28,8 @@ def write_outputs(report: Report, out: Path, title: str) -> dict[str, Path]:
         writer.writeheader()
         writer.writerows(rows)
     plot_report(report, paths["png"], title)
+    if plot_bands(report, out / "report_bands.png", title) is not None:  # when the jobs have spectra
+        paths["bands_png"] = out / "report_bands.png"
     return paths
 
 
@@ -50,7 +52,12 @@ def log_to_wandb(report: Report, paths: dict[str, Path], title: str, out: Path) 
     )
     try:
         table = wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])
-        run.log({"ablation_table": table, "ablation_plot": wandb.Image(str(paths["png"]))})
+        payload = {"ablation_table": table, "ablation_plot": wandb.Image(str(paths["png"]))}
+        if "bands_png" in paths:  # per-band paired deltas with their intervals, as a table and a plot
+            band_columns, band_data = band_rows(report)
+            payload["ablation_band_table"] = wandb.Table(columns=band_columns, data=band_data)
+            payload["ablation_bands_plot"] = wandb.Image(str(paths["bands_png"]))
+        run.log(payload)
     finally:
         run.finish()
 

@@ -11,6 +11,8 @@ from torch import nn
 from sr_lit.metrics.sr_metrics import SRMetrics
 
 UpscaleFn = Callable[[torch.Tensor], torch.Tensor]
+# on_image(set_name, item, sr): called with every scored image (item: the dataset's dict; sr: (C, H, W) in [0, 1])
+ImageObserver = Callable[[str, Mapping[str, Any], torch.Tensor], None]
 
 
 def as_upscale_fn(model: nn.Module | UpscaleFn, device: str | torch.device = "cpu") -> UpscaleFn:
@@ -34,11 +36,13 @@ def evaluate_datasets(
     device: str | torch.device = "cpu",
     progress: bool = False,
     gray_gt: str = "gray",
+    on_image: ImageObserver | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Y-PSNR/SSIM per set, one whole image at a time (sizes differ), DESIGN 1.5 protocol via SRMetrics;
     ``gray_gt``: how a one-channel ground truth is scored (``sr_lit.metrics.sr_metrics.GRAY_GT_MODES``).
 
-    Returns {set: {psnr_y, ssim_y, n_images, per_image: {name: {psnr_y, ssim_y}}}}.
+    Returns {set: {psnr_y, ssim_y, n_images, per_image: {name: {psnr_y, ssim_y}}}}. ``on_image`` sees every
+    SR output as scored (the spectral analysis of sr_lit.analysis hooks in here: no second inference pass).
     """
     upscale = as_upscale_fn(model, device)
     results: dict[str, dict[str, Any]] = {}
@@ -62,6 +66,8 @@ def evaluate_datasets(
                 )
             metric.update(sr[None], hr[None])
             names.append(str(item["name"]))
+            if on_image is not None:
+                on_image(set_name, item, sr)
         scores = metric.compute()
         psnr, ssim = metric.per_image()
         results[set_name] = {

@@ -67,6 +67,7 @@ class SRModule(pl.LightningModule):
         guard: Mapping[str, Any] | None = None,
         log_images: int = 4,
         loss_scale: float | None = None,
+        val_bands: int = 0,
     ) -> None:
         super().__init__()
         model_spec = _plain(model_spec)
@@ -84,6 +85,7 @@ class SRModule(pl.LightningModule):
                 "guard": guard,
                 "log_images": log_images,
                 "loss_scale": loss_scale,
+                "val_bands": val_bands,
             }
         )
         self.net: nn.Module = build_model(**model_spec)
@@ -96,6 +98,11 @@ class SRModule(pl.LightningModule):
         self.guard = LossGuard(**guard)
         self.val_set_names: list[str] = []
         self.val_metrics = nn.ModuleList()
+        # module.val_bands > 0: also val/<Set>/band<k>_psnr_y (sr_lit.analysis.band_metric), off by default
+        if isinstance(val_bands, bool) or not isinstance(val_bands, int) or val_bands < 0:
+            raise ValueError(f"module.val_bands={val_bands!r}: expected 0 (off) or a number of bands")
+        self.val_bands = val_bands
+        self.val_band_metrics = nn.ModuleList()
         self.best: dict[str, float] = {}
         self._skip_this_step = False
 
@@ -109,6 +116,10 @@ class SRModule(pl.LightningModule):
         if names != self.val_set_names or len(self.val_metrics) != len(names):
             self.val_set_names = names
             self.val_metrics = nn.ModuleList([SRMetrics(scale=self.scale) for _ in names])
+            if self.val_bands:
+                from sr_lit.analysis.band_metric import BandPSNR
+
+                self.val_band_metrics = nn.ModuleList([BandPSNR(self.scale, self.val_bands) for _ in names])
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         return self.net(lr)
@@ -198,6 +209,8 @@ class SRModule(pl.LightningModule):
         with torch.autocast(device_type=lr.device.type, enabled=False):
             sr = self.net(lr.to(next(self.net.parameters()).dtype)).float().clamp_(0, 1)
         self.val_metrics[dataloader_idx].update(sr, hr)
+        if self.val_bands:
+            self.val_band_metrics[dataloader_idx].update(sr, hr)
         if dataloader_idx == 0 and batch_idx == 0 and self.hparams.log_images:
             self._log_crops(lr, sr, hr)
 
@@ -207,7 +220,14 @@ class SRModule(pl.LightningModule):
         for i, (name, metric) in enumerate(zip(self.val_set_names, self.val_metrics)):
             if self.trainer.sanity_checking:
                 metric.reset()
+                if self.val_bands:
+                    self.val_band_metrics[i].reset()
                 continue
+            if self.val_bands:
+                bands = self.val_band_metrics[i].compute()
+                self.val_band_metrics[i].reset()
+                for k, value in enumerate(bands.tolist()):
+                    self.log(f"val/{name}/band{k}_psnr_y", value, sync_dist=False, add_dataloader_idx=False)
             vals = metric.compute()
             metric.reset()
             for key in ("psnr_y", "ssim_y"):

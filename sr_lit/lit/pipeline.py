@@ -233,6 +233,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     preflight(cfg)  # before the heavy imports: config mistakes are reported at once
     import pytorch_lightning as pl
 
+    from sr_lit.analysis.records import log_spectra_to_wandb, write_record_beside
+
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     run = build(cfg, prepare_run_dir(cfg))
     # weights_only=True: resuming never unpickles arbitrary objects (our checkpoints hold plain containers only)
@@ -252,7 +254,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics["ddp_in_loop"] = in_loop
     last = run.last_ckpt
     if cfg.get("final_eval", True) and last is not None and last.is_file() and trainer.is_global_zero:
-        metrics.update(final_evaluation(last, run.datamodule))
+        metrics.update(final_evaluation(last, run.datamodule, spectrum=bool(cfg.get("final_spectrum", True))))
         metrics["ckpt"] = str(last)
         if trainer.checkpoint_callback.best_model_path:
             metrics["best_ckpt"] = str(trainer.checkpoint_callback.best_model_path)
@@ -261,16 +263,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     if trainer.is_global_zero:
         (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        # metrics_per_image.csv, metrics_spectrum.png beside metrics.json (sr_lit.analysis.records)
+        pictures = write_record_beside(run.run_dir / "metrics.json", metrics, title=identity["name"])
         for lg in run.loggers:
             if type(lg).__name__ == "WandbLogger":
                 lg.experiment.summary.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+                log_spectra_to_wandb(lg.experiment, metrics.get("spectrum"), pictures.get("spectrum"))
     finish_wandb()
     return metrics
 
 
-def final_evaluation(ckpt: Path, datamodule: Any) -> dict[str, float]:
-    """Score what `ckpt` holds for evaluation (EMA when on) with the code and defaults of `sr-eval`."""
-    from sr_lit.inference.evaluate import evaluate_datasets
+def final_evaluation(ckpt: Path, datamodule: Any, spectrum: bool = True) -> dict[str, Any]:
+    """Score what `ckpt` holds for evaluation (EMA when on) with the code and defaults of `sr-eval`; also the
+    per-image rows and (spectrum) the per-set band tables and error spectra vs bicubic (sr_lit.analysis)."""
+    from sr_lit.analysis.evaluation import evaluate_with_spectra
+    from sr_lit.analysis.records import final_record
     from sr_lit.inference.predictor import Upscaler
     from sr_lit.models.loading import load_model
 
@@ -279,8 +286,8 @@ def final_evaluation(ckpt: Path, datamodule: Any) -> dict[str, float]:
         datamodule.setup("validate")  # ddp_spawn: the datasets were built in the worker processes only
     # sr-eval's defaults (configs/eval.yaml): whole images up to 1 MP LR, tiled above
     upscaler = Upscaler(model, spec=spec, device="auto", max_pixels=1048576)
-    results = evaluate_datasets(upscaler, datamodule.val_datasets, scale=int(spec["scale"]))
-    out: dict[str, float] = {}
+    results = evaluate_with_spectra(upscaler, datamodule.val_datasets, int(spec["scale"]), spectrum=spectrum)
+    out: dict[str, Any] = final_record(results)
     for i, (name, r) in enumerate(results.items()):
         for key in ("psnr_y", "ssim_y", "n_images"):
             out[f"val/{name}/{key}"] = float(r[key])

@@ -18,7 +18,16 @@ from torchmetrics import Metric
 
 from sr_lit.metrics.y_channel import quantize, rgb_to_y, shave
 
-__all__ = ["GRAY_GT_MODES", "SRMetrics", "evaluate_pair", "psnr_per_image", "ssim_per_image", "eval_channel"]
+__all__ = [
+    "GRAY_GT_MODES",
+    "SRMetrics",
+    "Float64Sums",
+    "evaluate_pair",
+    "psnr_per_image",
+    "ssim_per_image",
+    "eval_channel",
+    "scored_planes",
+]
 
 # How a one-channel ground truth is scored: `gray` its gray values (the published bicubic rows; RCAN's
 # Evaluate_PSNR_SSIM.m on a gray file), `rgb` replicated to RGB, then Y (the EDSR-PyTorch and RCAN data loaders, and
@@ -104,13 +113,24 @@ def _check_pair(sr: torch.Tensor, hr: torch.Tensor) -> None:
         raise ValueError(f"sr and hr must be float in [0, 1], got dtypes {sr.dtype}, {hr.dtype}")
 
 
+def scored_planes(
+    sr: torch.Tensor, hr: torch.Tensor, shave_border: int, gray_gt: str = "gray"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (N, 1, h, w) float64 planes on [0, 255] that PSNR/SSIM score: 8-bit, Y (or gray), shaved.
+
+    [0, 1] float batches (N, C, H, W) in; also what the spectral analysis (sr_lit.analysis) transforms, so its
+    crop and channel are the metric's by construction.
+    """
+    _check_pair(sr, hr)
+    sr_c, hr_c = eval_channel(quantize(sr.double()), quantize(hr.double()), gray_gt)
+    return shave(sr_c, shave_border), shave(hr_c, shave_border)
+
+
 def score_batch(
     sr: torch.Tensor, hr: torch.Tensor, shave_border: int, gray_gt: str = "gray"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image (psnr, ssim) float64 tensors of shape (N,) for [0, 1] float batches."""
-    _check_pair(sr, hr)
-    sr_c, hr_c = eval_channel(quantize(sr.double()), quantize(hr.double()), gray_gt)
-    sr_c, hr_c = shave(sr_c, shave_border), shave(hr_c, shave_border)
+    sr_c, hr_c = scored_planes(sr, hr, shave_border, gray_gt)
     return psnr_per_image(sr_c, hr_c), ssim_per_image(sr_c, hr_c)
 
 
@@ -124,7 +144,27 @@ def evaluate_pair(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> tuple[float
     return float(p[0]), float(s[0])
 
 
-class SRMetrics(Metric):
+class Float64Sums(Metric):
+    """A Metric whose sum states (``_float64_states``) stay float64 whatever dtype the module is cast to.
+
+    Lightning's bf16-true/16-true cast the whole LightningModule with .to(dtype), and torchmetrics casts the
+    states with it: sums of ~30 dB in bf16 move in steps of 0.125-0.25 dB.
+    """
+
+    _float64_states: tuple[str, ...] = ()
+
+    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202 (torch's signature)
+        out = super()._apply(fn, *args, **kwargs)
+        for key in self._float64_states:
+            value = getattr(self, key)
+            if value.dtype != torch.float64:
+                setattr(self, key, value.to(torch.float64))
+            if self._defaults[key].dtype != torch.float64:
+                self._defaults[key] = self._defaults[key].to(torch.float64)
+        return out
+
+
+class SRMetrics(Float64Sums):
     """Mean per-image PSNR/SSIM on Y (shave = scale); DDP-correct sums of per-image values.
 
     ``update(sr, hr)``: float (N, C, H, W) in [0, 1] of equal size, hr C in {1, 3}.
@@ -136,6 +176,7 @@ class SRMetrics(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    _float64_states = ("psnr_sum", "ssim_sum")
 
     def __init__(
         self,
@@ -161,18 +202,6 @@ class SRMetrics(Metric):
         if keep_per_image:
             self.add_state("psnr_list", default=[], dist_reduce_fx="cat")
             self.add_state("ssim_list", default=[], dist_reduce_fx="cat")
-
-    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202 (torch's signature)
-        # Lightning's bf16-true/16-true cast the whole LightningModule with .to(dtype), and torchmetrics casts the
-        # states with it: sums of ~30 dB in bf16 move in steps of 0.125-0.25 dB. The sums stay float64.
-        out = super()._apply(fn, *args, **kwargs)
-        for key in ("psnr_sum", "ssim_sum"):
-            value = getattr(self, key)
-            if value.dtype != torch.float64:
-                setattr(self, key, value.to(torch.float64))
-            if self._defaults[key].dtype != torch.float64:
-                self._defaults[key] = self._defaults[key].to(torch.float64)
-        return out
 
     def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
         psnr, ssim = score_batch(sr, hr, self.shave_border, self.gray_gt)

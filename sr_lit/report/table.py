@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sr_lit.analysis.stats import N_RESAMPLES, PairedDelta, paired_delta
 from sr_lit.report.collect import IGNORED_KEYS, Job
 
 _SET_METRIC = re.compile(r"^val/([^/]+)/psnr_y$")
@@ -29,6 +30,10 @@ class Row:
     params: int | None = None
     flops: int | None = None
     reference: Row | None = None  # the plain backbone at the same other settings
+    # from metrics.json "per_image" (the final evaluation): set -> seed -> image -> Y-PSNR
+    per_image: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # set -> band k -> seed -> image -> band Y-PSNR (when the jobs computed spectra)
+    band_per_image: dict[str, list[dict[str, dict[str, float]]]] = field(default_factory=dict)
 
     @property
     def n_failed(self) -> int:
@@ -42,6 +47,23 @@ class Row:
         se = math.sqrt(_var(a) / len(a) + _var(b) / len(b))
         return statistics.fmean(a) - statistics.fmean(b), se
 
+    def paired(self, set_name: str) -> PairedDelta | None:
+        """Paired per-image Y-PSNR difference vs the reference (same image, same seed), averaged over seeds,
+        with its 95 % bootstrap interval over images (sr_lit.analysis.stats); None without per-image rows."""
+        if self.reference is None or self.reference is self:
+            return None
+        mine, ref = self.per_image.get(set_name), self.reference.per_image.get(set_name)
+        return paired_delta(mine, ref) if mine and ref else None
+
+    def paired_bands(self, set_name: str) -> list[PairedDelta | None]:
+        """``paired`` for each frequency band's Y-PSNR; [] when either side has no band rows."""
+        if self.reference is None or self.reference is self:
+            return []
+        mine, ref = self.band_per_image.get(set_name), self.reference.band_per_image.get(set_name)
+        if not mine or not ref or len(mine) != len(ref):
+            return []
+        return [paired_delta(m, r) if m and r else None for m, r in zip(mine, ref)]
+
 
 @dataclass
 class Report:
@@ -54,6 +76,13 @@ class Report:
     @property
     def problems(self) -> list[Job]:
         return [j for j in self.jobs if j.status != "ok"]
+
+    def n_bands(self, set_name: str) -> int:
+        return max((len(r.band_per_image.get(set_name) or []) for r in self.rows), default=0)
+
+    @property
+    def has_paired(self) -> bool:
+        return any(r.paired(s) is not None for r in self.rows for s in self.sets)
 
 
 def _var(x: Sequence[float]) -> float:
@@ -117,6 +146,7 @@ def build_report(jobs: list[Job], compute_cost: bool = True) -> Report:
             if job.status != "ok":
                 continue
             row.seeds.append(str(job.seed))
+            _read_per_image(row, job)
             for key, value in job.metrics.items():
                 m = _SET_METRIC.match(key)
                 if m and isinstance(value, int | float) and math.isfinite(value):
@@ -151,6 +181,22 @@ def build_report(jobs: list[Job], compute_cost: bool = True) -> Report:
     elif any(r.reference is None for r in rows.values()):
         note = "some variants have no plain-backbone job at the same other settings: their delta is empty"
     return Report(rows=list(rows.values()), sets=sets, shared=shared, jobs=jobs, reference_note=note)
+
+
+def _read_per_image(row: Row, job: Job) -> None:
+    """metrics.json "per_image" rows [{set, image, psnr_y[, band_psnr_y]}] into the row, keyed by seed."""
+    seed = str(job.seed)
+    for rec in job.metrics.get("per_image") or []:
+        if not isinstance(rec, dict) or not isinstance(rec.get("psnr_y"), int | float):
+            continue
+        set_name, image = str(rec.get("set")), str(rec.get("image"))
+        row.per_image.setdefault(set_name, {}).setdefault(seed, {})[image] = float(rec["psnr_y"])
+        bands = rec.get("band_psnr_y")
+        if isinstance(bands, list) and bands:
+            per_band = row.band_per_image.setdefault(set_name, [{} for _ in bands])
+            for k, value in enumerate(bands[: len(per_band)]):
+                # null = an infinite band PSNR (no error in that band): left out of the pairing
+                per_band[k].setdefault(seed, {})[image] = math.inf if value is None else float(value)
 
 
 def _order_like_config(sets: list[str], jobs: list[Job]) -> list[str]:
@@ -193,8 +239,84 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
                     f"{s}_dpsnr_se": d[1] if d else None,
                 }
             )
+            if report.has_paired:
+                pd = r.paired(s)
+                rec.update(
+                    {
+                        f"{s}_dpsnr_paired": pd.mean if pd else None,
+                        f"{s}_dpsnr_ci_low": pd.low if pd else None,
+                        f"{s}_dpsnr_ci_high": pd.high if pd else None,
+                        f"{s}_dpsnr_ci_excludes_0": pd.excludes_zero if pd else None,
+                        f"{s}_n_images_paired": pd.n_images if pd else None,
+                        f"{s}_n_seeds_paired": pd.n_seeds if pd else None,
+                    }
+                )
+            n_bands = report.n_bands(s)
+            bands = r.paired_bands(s)
+            for k in range(n_bands):
+                bd = bands[k] if k < len(bands) else None
+                rec.update(
+                    {
+                        f"{s}_band{k}_dpsnr": bd.mean if bd else None,
+                        f"{s}_band{k}_ci_low": bd.low if bd else None,
+                        f"{s}_band{k}_ci_high": bd.high if bd else None,
+                        f"{s}_band{k}_ci_excludes_0": bd.excludes_zero if bd else None,
+                    }
+                )
         out.append(rec)
     return out
+
+
+def band_rows(report: Report) -> tuple[list[str], list[list[Any]]]:
+    """Long-form per-band table (variant, set, band, delta, interval, flag) of the variants with spectra."""
+    columns = ["variant", "set", "band", "dpsnr", "ci_low", "ci_high", "ci_excludes_0", "n_images", "n_seeds"]
+    rows = []
+    for s in report.sets:
+        for r in report.rows:
+            for k, b in enumerate(r.paired_bands(s)):
+                if b is not None:
+                    rows.append(
+                        [r.label, s, k, b.mean, b.low, b.high, b.excludes_zero, b.n_images, b.n_seeds]
+                    )
+    return columns, rows
+
+
+def _fmt_paired(pd: PairedDelta, digits: int) -> str:
+    return f"{pd.mean:+.{digits}f} [{pd.low:+.{digits}f}, {pd.high:+.{digits}f}]" + (
+        " *" if pd.excludes_zero else ""
+    )
+
+
+def _band_markdown(report: Report) -> list[str]:
+    """Per set, a table of the per-band paired ΔPSNR of each variant (when the jobs have spectra)."""
+    lines: list[str] = []
+    scales = {(j.config or {}).get("scale") for j in report.jobs if j.status == "ok"}
+    scale = int(next(iter(scales))) if len(scales) == 1 and isinstance(next(iter(scales)), int) else 0
+    for s in report.sets:
+        n = report.n_bands(s)
+        rows = [(r, r.paired_bands(s)) for r in report.rows]
+        rows = [(r, b) for r, b in rows if any(x is not None for x in b)]
+        if not n or not rows:
+            continue
+        lines += [
+            "",
+            f"### {s}: Y-PSNR difference per frequency band vs the plain backbone (dB, paired, 95 % interval)",
+            "",
+            f"Band k covers radial frequency [k/{n}, (k+1)/{n}) of the HR Nyquist (the last band also the corners)"
+            + (
+                f"; bands 0-{n // scale - 1} lie below the LR Nyquist (x{scale})"
+                if scale and n // scale
+                else ""
+            )
+            + ". * = the interval excludes 0.",
+            "",
+            "| variant | " + " | ".join(f"band {k}" for k in range(n)) + " |",
+            "|---|" + "---|" * n,
+        ]
+        for r, bands in rows:
+            cells = [_fmt_paired(b, 3) if b is not None else "—" for b in bands] + ["—"] * (n - len(bands))
+            lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _one_line(text: str) -> str:
@@ -212,8 +334,14 @@ def markdown(report: Report, title: str) -> str:
     lines.append(
         f"{len(report.jobs)} jobs: {n_ok} ok, {sum(j.status == 'failed' for j in report.jobs)} failed, "
         f"{sum(j.status == 'missing' for j in report.jobs)} missing. Values: mean ± std over seeds; "
-        "ΔPSNR: vs the plain backbone (attention=none, hpf=none) at the same other settings, ± standard error "
-        "of the difference."
+        "ΔPSNR: vs the plain backbone (attention=none, hpf=none) at the same other settings, "
+        + (
+            "the paired per-image difference (same image, same seed) averaged over seeds, with its 95 % bootstrap "
+            f"interval over images ({N_RESAMPLES} resamples, seeded); * = the interval excludes 0. It covers the "
+            "choice of images, not the seed-to-seed spread (see the ± std columns)."
+            if report.has_paired
+            else "± standard error of the difference of the seed means."
+        )
     )
     if report.shared:
         lines += ["", "Shared settings: " + ", ".join(f"`{k}={v}`" for k, v in report.shared.items())]
@@ -229,12 +357,16 @@ def markdown(report: Report, title: str) -> str:
         ]
         for s in sets:
             d = r.delta(s)
+            pd = r.paired(s)
             if r.reference is r:
                 ref = "ref"
+            elif pd is not None:
+                ref = _fmt_paired(pd, 3)
             else:
                 ref = "—" if d is None else f"{d[0]:+.3f}" + (f" ± {d[1]:.3f}" if d[1] else "")
             cells += [_fmt(r.psnr.get(s, []), 3), _fmt(r.ssim.get(s, []), 4), ref]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _band_markdown(report)
     if report.problems:
         lines += ["", "Failed or missing jobs:", ""]
         lines += [
