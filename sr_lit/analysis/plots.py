@@ -92,32 +92,37 @@ def plot_error_spectra(spectra: Mapping[str, Mapping[str, Any]], path: str | Pat
 
 
 def figure_mmca_weights(units: Sequence[Mapping[str, Any]]) -> Any:
-    """One heat map per MMCA unit: its softmax frequency-aggregation weight at each DCT (u, v); blank = unused."""
+    """One heat map per MMCA unit: K x its softmax frequency-aggregation weight at each DCT (u, v) (1 = the uniform
+    1/K of the zero-initialised logits; blank = a frequency the unit does not use), on one diverging scale."""
     plt = _plt()
+    from matplotlib.colors import TwoSlopeNorm
+
     n = len(units)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.0 * rows), squeeze=False)
-    vmax = max(max(u["weights"]) for u in units)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 3.3 * rows), squeeze=False, layout="constrained"
+    )
+    rel = [np.asarray(u["weights"]) * len(u["weights"]) for u in units]
+    spread = max(max(float(np.abs(r - 1).max()) for r in rel), 1e-3)
+    norm = TwoSlopeNorm(vcenter=1.0, vmin=max(1.0 - spread, 0.0), vmax=1.0 + spread)
     im = None
-    for i, unit in enumerate(units):
+    for i, (unit, r) in enumerate(zip(units, rel)):
         ax = axes[i // cols, i % cols]
         s = int(unit["pool_size"])
         grid = np.full((s, s), np.nan)
-        for (uu, vv), w in zip(unit["freqs"], unit["weights"]):
+        for (uu, vv), w in zip(unit["freqs"], r):
             grid[uu, vv] = w
-        im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=vmax)
-        ax.set_title(
-            f"{unit['unit']}\n(eff. K {unit['effective_k']:.1f} of {len(unit['weights'])})", fontsize=7
-        )
-        ax.set_xlabel("v (horizontal DCT freq.)", fontsize=7)
-        ax.set_ylabel("u (vertical)", fontsize=7)
+        im = ax.imshow(grid, cmap="coolwarm", norm=norm)
+        ax.set_title(f"{unit['unit']}\neffective K {unit['effective_k']:.2f} of {len(r)}", fontsize=7)
+        ax.set_xlabel("v (horizontal DCT frequency)", fontsize=6)
+        ax.set_ylabel("u (vertical)", fontsize=6)
         ax.tick_params(labelsize=6)
     for j in range(n, rows * cols):
         axes[j // cols, j % cols].axis("off")
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, label="softmax weight")
-    fig.suptitle("MMCA frequency-aggregation weights on the DCT (u, v) grid (uniform = 1/K)")
+        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, label="K × softmax weight (1 = uniform)")
+    fig.suptitle("MMCA frequency-aggregation weights on the DCT (u, v) grid")
     return fig
 
 

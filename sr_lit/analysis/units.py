@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 GRID_POINTS = 33  # frequency grid per axis for |H|, f in [-1, 1] x Nyquist (step 1/16)
-MAX_PIXELS = 4096  # pixels (per image) whose kernels enter the mean response; a regular subsample above that
+MAX_PIXELS = 2048  # pixels whose kernels (all groups) enter the mean response; a regular subsample above that
 
 
 def dct_frequencies(bases: torch.Tensor, pool_size: int) -> list[tuple[int, int]]:
@@ -105,9 +105,11 @@ def highpass_response(
     fy, fx = torch.meshgrid(f, f, indexing="ij")
     d = _tap_offsets(kernel_size)
     phase = math.pi * (d[:, :1] * fy.reshape(1, -1) + d[:, 1:] * fx.reshape(1, -1))  # (taps, P*P)
-    lowpass = torch.complex(wts @ torch.cos(phase), wts @ torch.sin(phase))
-    response = (1.0 - lowpass).abs().mean(dim=0)
-    return f, response.reshape(grid_points, grid_points)
+    cos, sin = torch.cos(phase), torch.sin(phase)
+    total = torch.zeros(phase.shape[1], dtype=torch.float64)
+    for chunk in wts.split(4096):  # bounded memory: (chunk, P*P) at a time
+        total += torch.hypot(1.0 - chunk @ cos, chunk @ sin).sum(dim=0)
+    return f, (total / wts.shape[0]).reshape(grid_points, grid_points)
 
 
 def _radial_mean(f: torch.Tensor, values: torch.Tensor, step: float) -> tuple[list[float], list[float]]:

@@ -11,7 +11,7 @@ import pytest
 from tests._shared import REPO_ROOT
 
 
-@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_ablation.ipynb"])
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_ablation.ipynb", "03_frequency.ipynb"])
 def test_notebook_runs(name: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     cmd = [sys.executable, "-m", "pytest", "--nbmake", f"notebooks/{name}", "-q", "-p", "no:cacheprovider"]
