@@ -1,0 +1,117 @@
+"""Per-image rows and spectra where users get them: `sr-eval per_image=... spectrum=...` (JSON + CSV + PNG beside
+it) and the end-of-training metrics.json; the set means stay exactly what they were."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sr_lit.metrics.sr_metrics import evaluate_pair
+from tests._shared import require_shared_data, shared_data_dir
+
+
+def _sr_eval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, *overrides: str) -> dict:
+    from sr_lit.cli.eval import main
+
+    out = tmp_path / f"{name}.json"
+    argv = ["sr-eval", *overrides, f"json_out={out}", f"hydra.run.dir={tmp_path / name}", "progress=false"]
+    monkeypatch.setattr(sys, "argv", argv)
+    main()
+    return json.loads(out.read_text())
+
+
+@pytest.mark.data
+def test_sr_eval_per_image_csv_and_bicubic_spectrum(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    require_shared_data("Set5")
+    common = ["baseline=bicubic", "scale=2", f"paths.data_dir={shared_data_dir()}", "data.sets=[Set5]"]
+    plain = _sr_eval(monkeypatch, tmp_path, "plain", *common, "per_image=false")
+    full = _sr_eval(monkeypatch, tmp_path, "full", *common, "spectrum=true", "n_bands=6")
+    a, b = plain["sets"]["Set5"], full["sets"]["Set5"]
+    # the set means are untouched by the new outputs, and still the published bicubic row (RCAN Table 3)
+    assert (a["psnr_y"], a["ssim_y"], a["n_images"]) == (b["psnr_y"], b["ssim_y"], b["n_images"])
+    assert abs(b["psnr_y"] - 33.66) <= 0.02 and abs(b["ssim_y"] - 0.9299) <= 0.002
+    assert "per_image" not in a and not (tmp_path / "plain_per_image.csv").exists()
+
+    rows = list(csv.DictReader((tmp_path / "full_per_image.csv").read_text().splitlines()))
+    assert [r["image"] for r in rows] == ["baby", "bird", "butterfly", "head", "woman"]
+    assert {r["set"] for r in rows} == {"Set5"} and "band5_psnr_y" in rows[0]
+    for r in rows:
+        assert float(r["psnr_y"]) == b["per_image"][r["image"]]["psnr_y"]
+        # the bands split the image's MSE: together they give back its PSNR
+        mse = sum(255.0**2 / 10 ** (float(r[f"band{k}_psnr_y"]) / 10) for k in range(6))
+        assert 10 * math.log10(255.0**2 / mse) == pytest.approx(float(r["psnr_y"]), abs=1e-9)
+    assert sum(float(r["psnr_y"]) for r in rows) / 5 == pytest.approx(b["psnr_y"], abs=1e-12)
+
+    spec = b["spectrum"]
+    assert spec["n_bands"] == 6 and spec["window"] == "hann" and len(spec["band_edges"]) == 7
+    assert spec["model"] == spec["bicubic"] and spec["delta_band_psnr_y"] == [0.0] * 6  # bicubic vs itself
+    # bicubic cannot create what the LR does not hold: most of its error lies above the LR Nyquist (r > 1/2)
+    assert sum(spec["model"]["band_share"][3:]) > 0.7
+    assert (tmp_path / "full_spectrum.png").stat().st_size > 0
+    assert (tmp_path / "full" / "results_per_image.csv").read_text() == (
+        tmp_path / "full_per_image.csv"
+    ).read_text()
+
+
+def test_sr_eval_rejects_bad_analysis_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    for override, key in (("n_bands=0", "n_bands"), ("spectrum=maybe", "spectrum")):
+        with pytest.raises(SystemExit) as e:
+            _sr_eval(monkeypatch, tmp_path, "bad", "baseline=bicubic", "scale=2", override)
+        assert e.value.code == 2
+        assert f"sr-eval: error: {key}=" in capsys.readouterr().err
+
+
+def test_training_metrics_json_has_per_image_rows_spectra_and_band_metrics(
+    compose_train, tmp_path: Path
+) -> None:
+    """metrics.json: one row per validation image whose PSNR/SSIM are what evaluate_pair gives for last.ckpt's
+    output (computed here independently); the means of those rows are the set means; spectra per set; and
+    module.val_bands=4 logs val/<Set>/band<k>_psnr_y during training."""
+    from sr_lit.cli.train import train
+    from sr_lit.models.loading import load_model
+
+    run = tmp_path / "run"
+    cfg = compose_train(
+        "trainer.max_steps=3", "logger=csv", "module.val_bands=4", run_dir=run
+    )  # 3 = one epoch: validates
+    train(cfg)
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows = metrics["per_image"]
+    sets = {r["set"] for r in rows}
+    assert sets and all(f"val/{s}/psnr_y" in metrics for s in sets)
+
+    model, _ = load_model(run / "checkpoints" / "last.ckpt")
+    dm = compose_train("trainer.max_steps=2", run_dir=tmp_path / "unused").data
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(dm)
+    datamodule.setup("validate")
+    for s in sets:
+        mine = [r for r in rows if r["set"] == s]
+        assert sum(r["psnr_y"] for r in mine) / len(mine) == pytest.approx(
+            metrics[f"val/{s}/psnr_y"], abs=1e-12
+        )
+        ds = datamodule.val_datasets[s]
+        assert [r["image"] for r in mine] == [ds[i]["name"] for i in range(len(ds))]
+        for i, r in enumerate(mine):
+            item = ds[i]
+            with torch.no_grad():
+                sr = model(item["lr"][None])[0].clamp(0, 1)
+            psnr, ssim = evaluate_pair(sr, item["hr"], 2)
+            assert r["psnr_y"] == pytest.approx(psnr, abs=1e-6) and r["ssim_y"] == pytest.approx(
+                ssim, abs=1e-8
+            )
+            assert len(r["band_psnr_y"]) == 8
+        assert metrics["spectrum"][s]["n_bands"] == 8
+    assert (run / "metrics_per_image.csv").is_file() and (run / "metrics_spectrum.png").is_file()
+    logged = next(run.rglob("metrics.csv")).read_text().splitlines()[0].split(",")
+    for s in sets:
+        assert [f"val/{s}/band{k}_psnr_y" for k in range(4)] == [
+            c for c in logged if c.startswith(f"val/{s}/band")
+        ]
