@@ -111,3 +111,17 @@ def test_a_perfect_model_is_written_as_null_band_psnr_in_strict_json() -> None:
     assert spec["model"]["band_mse"] == [0.0] * 4 and spec["model"]["band_psnr_y"] == [None] * 4
     assert res["per_image"]["a"]["band_psnr_y"] == [None] * 4
     json.dumps(spec, allow_nan=False)
+
+
+@pytest.mark.parametrize("gray_gt", ["gray", "rgb"])
+def test_bands_follow_the_metrics_gray_scoring(gray_gt: str) -> None:
+    """A one-channel ground truth (Set14 `bridge`): the bands split the MSE of the plane the metric scores under
+    either gray_gt convention, so they add up to that convention's PSNR."""
+    from sr_lit.metrics.sr_metrics import psnr_per_image, scored_planes
+
+    g = torch.Generator().manual_seed(6)
+    hr = torch.rand(1, 1, 50, 40, generator=g)
+    sr = (hr.expand(1, 3, 50, 40) + 0.04 * torch.randn(1, 3, 50, 40, generator=g)).clamp(0, 1)
+    be, _ = image_band_errors(sr, hr, shave_border=2, gray_gt=gray_gt)
+    psnr = float(psnr_per_image(*scored_planes(sr, hr, 2, gray_gt))[0])
+    assert 10 * math.log10(255.0**2 / float(be.mse.sum())) == pytest.approx(psnr, abs=1e-9)
