@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
-from sr_lit.errors import TrainingFault
+from sr_lit.errors import ConfigError, TrainingFault
 from sr_lit.lit.guard import LossGuard
 from sr_lit.lit.schedules import build_scheduler
 from sr_lit.metrics.sr_metrics import SRMetrics
@@ -100,7 +100,7 @@ class SRModule(pl.LightningModule):
         self.val_metrics = nn.ModuleList()
         # module.val_bands > 0: also val/<Set>/band<k>_psnr_y (sr_lit.analysis.band_metric), off by default
         if isinstance(val_bands, bool) or not isinstance(val_bands, int) or val_bands < 0:
-            raise ValueError(f"module.val_bands={val_bands!r}: expected 0 (off) or a number of bands")
+            raise ConfigError(f"module.val_bands={val_bands!r}: expected 0 (off) or a number of bands")
         self.val_bands = val_bands
         self.val_band_metrics = nn.ModuleList()
         self.best: dict[str, float] = {}

@@ -109,11 +109,10 @@ def test_training_metrics_json_has_per_image_rows_spectra_and_band_metrics(
             assert len(r["band_psnr_y"]) == 8
         assert metrics["spectrum"][s]["n_bands"] == 8
     assert (run / "metrics_per_image.csv").is_file() and (run / "metrics_spectrum.png").is_file()
-    # the W&B run got the band table and the spectrum figure (offline: they sit in the binary run file)
-    (wandb_file,) = run.glob("wandb/offline-run-*/run-*.wandb")
-    assert (
-        b"final/band_table" in wandb_file.read_bytes() and b"final/error_spectrum" in wandb_file.read_bytes()
-    )
+    # the W&B run got the band table and the spectrum figure (media files, written when logged)
+    (table,) = run.glob("wandb/offline-run-*/files/media/table/final/band_table_*.table.json")
+    assert len(json.loads(table.read_text())["data"]) == 8 * len(sets)  # one row per set and band
+    assert list(run.glob("wandb/offline-run-*/files/media/images/final/error_spectrum_*.png"))
     logged = next(run.rglob("metrics.csv")).read_text().splitlines()[0].split(",")
     for s in sets:
         assert [f"val/{s}/band{k}_psnr_y" for k in range(4)] == [

@@ -136,3 +136,15 @@ def test_bootstrap_is_seeded_and_covers_the_mean() -> None:
     a, b = bootstrap_mean_ci(values), bootstrap_mean_ci(values)
     assert a == b and a[0] < values.mean() < a[1]
     assert bootstrap_mean_ci(np.array([0.5])) == (0.5, 0.5)
+
+
+def test_report_logs_the_band_table_to_wandb_offline(grid: Path, tmp_path: Path) -> None:
+    from sr_lit.cli.report import main
+
+    assert main([str(grid), "--out", str(tmp_path), "--no-cost", "--wandb", "on"]) == 0
+    # the media files are written when logged (the binary run file is flushed asynchronously)
+    (table,) = tmp_path.glob("wandb/offline-run-*/files/media/table/ablation_band_table_*.table.json")
+    logged = json.loads(table.read_text())
+    assert logged["columns"][:4] == ["variant", "set", "band", "dpsnr"]
+    assert len(logged["data"]) == 3 * N_BANDS  # 3 variants vs the plain backbone, 4 bands each
+    assert list(tmp_path.glob("wandb/offline-run-*/files/media/images/ablation_bands_plot_*.png"))
