@@ -118,3 +118,21 @@ def test_training_metrics_json_has_per_image_rows_spectra_and_band_metrics(
         assert [f"val/{s}/band{k}_psnr_y" for k in range(4)] == [
             c for c in logged if c.startswith(f"val/{s}/band")
         ]
+
+
+@pytest.mark.slow
+def test_band_psnr_under_ddp_equals_the_single_process_spectrum(compose_train, tmp_path: Path) -> None:
+    """2 spawned CPU ranks validate disjoint shards; BandPSNR's summed states give, per band, the mean over all
+    images that the final single-process evaluation of the same weights (EMA off) computes from its spectra."""
+    from sr_lit.lit.pipeline import train
+
+    run = tmp_path / "ddp"
+    overrides = ["trainer=ddp_cpu", "trainer.max_steps=2", "callbacks.ema=null", "logger=csv", "module.val_bands=8"]
+    metrics = train(compose_train(*overrides, run_dir=run))
+    on_disk = json.loads((run / "metrics.json").read_text())
+    in_loop = metrics["ddp_in_loop"]
+    for name, spectrum in on_disk["spectrum"].items():
+        assert in_loop[f"val/{name}/n_images"] == on_disk[f"val/{name}/n_images"]
+        final = spectrum["model"]["band_psnr_y"]
+        sharded = [in_loop[f"val/{name}/band{k}_psnr_y"] for k in range(8)]
+        assert sharded == pytest.approx(final, abs=1e-4)
