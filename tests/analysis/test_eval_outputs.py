@@ -127,7 +127,13 @@ def test_band_psnr_under_ddp_equals_the_single_process_spectrum(compose_train, t
     from sr_lit.lit.pipeline import train
 
     run = tmp_path / "ddp"
-    overrides = ["trainer=ddp_cpu", "trainer.max_steps=2", "callbacks.ema=null", "logger=csv", "module.val_bands=8"]
+    overrides = [
+        "trainer=ddp_cpu",
+        "trainer.max_steps=2",
+        "callbacks.ema=null",
+        "logger=csv",
+        "module.val_bands=8",
+    ]
     metrics = train(compose_train(*overrides, run_dir=run))
     on_disk = json.loads((run / "metrics.json").read_text())
     in_loop = metrics["ddp_in_loop"]
