@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from sr_lit.errors import EXIT_USER_ERROR
+from sr_lit.errors import EXIT_USER_ERROR, ConfigError
 
 EXIT_USAGE = EXIT_USER_ERROR  # argparse's code for bad usage; also every bad input (sr_lit.errors.UserError)
 
@@ -15,6 +15,18 @@ EXIT_USAGE = EXIT_USER_ERROR  # argparse's code for bad usage; also every bad in
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+def check_not_input(out: Path, inp: Path, prog: str) -> None:
+    """``--out`` must never be the input: the same path, a symlink to it, or a hard link (same inode)."""
+    same = os.path.realpath(out) == os.path.realpath(inp)
+    if not same and out.exists() and inp.exists():
+        same = os.path.samefile(out, inp)
+    if same:
+        raise ConfigError(
+            f"--out {out}: is the input {inp} (or a link to it); {prog} never writes over its input: "
+            "give another file name"
+        )
 
 
 def config_dir() -> str:

@@ -8,13 +8,18 @@
 
 Protocol (DESIGN 1.5, via ``SRMetrics``): 8-bit output, Y (gray values for gray ground truth), shave =
 scale, per-image PSNR/SSIM averaged per set. Images go one at a time through ``Upscaler``, which tiles
-large ones. Every input (checkpoint, data folders, options) is checked before the first image.
+large ones. Every input is checked before the first image, cheapest first: options (scale, tile, json_out's
+folder), then the checkpoint and data folders, then every image (decoded in full; too small for the metric or
+the model: named, or skipped with ``data.skip_bad=true``). The results are always written to the run folder
+(results.json); a json_out that cannot be written after all still leaves the table printed and that file.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sr_lit.cli._common import config_dir, fail
-from sr_lit.errors import UserError
+from sr_lit.errors import EXIT_INTERRUPTED, ConfigError, UserError
+from sr_lit.utils.files import write_atomic
 
 PROG = "sr-eval"
 
@@ -43,15 +49,42 @@ def _source(cfg: DictConfig) -> tuple[str | None, str | None]:
     return (str(ckpt) if ckpt else None), (str(baseline) if baseline else None)
 
 
+def check_options(cfg: DictConfig) -> None:
+    """Checks of values alone, before any file is looked at (a bad option is named even without data)."""
+    _, baseline = _source(cfg)
+    scale = cfg.get("scale")
+    if scale is not None and (isinstance(scale, bool) or scale not in (2, 3, 4)):
+        raise ConfigError(f"scale={scale}: must be 2, 3 or 4")
+    if baseline and scale is None:
+        raise ConfigError("baseline=bicubic needs scale=2|3|4")
+    for key in ("tile", "overlap", "max_pixels"):
+        v = cfg.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ConfigError(f"{key}={v}: expected a non-negative integer or null")
+    _gray_gt(cfg)
+    if cfg.get("json_out"):
+        check_writable(Path(str(cfg.json_out)), "json_out")
+
+
+def check_writable(path: Path, key: str) -> None:
+    """``path`` can be created (atomically: a temp file in its folder, then a rename): not a folder, and its
+    nearest existing parent is a folder we may write in. Checked before the evaluation, not after it."""
+    if path.is_dir():
+        raise ConfigError(f"{key}={path}: is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{key}={path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={path}: no permission to write in {parent}")
+
+
 def _build_upscaler(cfg: DictConfig, ckpt: str | None):
     from sr_lit.inference.predictor import DEFAULT_MAX_PIXELS, Upscaler
     from sr_lit.models.loading import CheckpointError, load_model
 
     scale = cfg.get("scale")
-    for key in ("tile", "overlap", "max_pixels"):
-        v = cfg.get(key)
-        if v is not None and (not isinstance(v, int) or v < 0):
-            raise UserError(f"{key}={v}: expected a non-negative integer or null")
     common: dict[str, Any] = dict(
         device=cfg.get("device", "auto"),
         tile=cfg.get("tile"),
@@ -61,8 +94,6 @@ def _build_upscaler(cfg: DictConfig, ckpt: str | None):
     )
     try:
         if ckpt is None:
-            if scale is None:
-                raise UserError("baseline=bicubic needs scale=2|3|4")
             return Upscaler.bicubic(int(scale), **common)
         try:
             model, spec = load_model(ckpt, map_location="cpu")
@@ -76,7 +107,7 @@ def _build_upscaler(cfg: DictConfig, ckpt: str | None):
 
 
 def _data_source(cfg: DictConfig) -> dict[str, Any]:
-    """build_eval_datasets arguments from the config; missing folders fail here, before the model loads."""
+    """build_eval_datasets arguments from the config; missing folders fail here, before any image is read."""
     data = cfg.get("data") or {}
     hr_dir = cfg.get("hr_dir")
     if hr_dir:  # any folder of HR images, LR made on the fly; independent of the data group's layout
@@ -103,14 +134,16 @@ def _data_source(cfg: DictConfig) -> dict[str, Any]:
         kind=kind,
         root=root,
         use_official_lr=bool(data.get("use_official_lr", True)),
+        skip_bad=bool(data.get("skip_bad", False)),  # bad or too-small images: skipped with a warning each
     )
 
 
-def _build_datasets(source: dict[str, Any], scale: int) -> dict:
+def _build_datasets(source: dict[str, Any], scale: int, min_lr_size: int) -> dict:
     from sr_lit.data.datasets import build_eval_datasets
 
     try:
-        return build_eval_datasets(scale=scale, cache="none", **source)  # one pass: hold no image cache
+        # one pass: hold no image cache; images smaller than the model's minimum input are bad files too
+        return build_eval_datasets(scale=scale, cache="none", min_lr_size=min_lr_size, **source)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise UserError(str(e)) from None
 
@@ -160,14 +193,18 @@ def evaluate(cfg: DictConfig) -> dict:
     """Run the evaluation described by ``cfg``; returns the JSON-able result."""
     from sr_lit.analysis.evaluation import evaluate_with_spectra
 
+    check_options(cfg)
     analysis = _analysis_options(cfg)
     ckpt, _ = _source(cfg)
     if ckpt is not None and not Path(ckpt).is_file():
         raise UserError(f"ckpt_path not found: {ckpt}")
+    upscaler = _build_upscaler(cfg, ckpt)  # the checkpoint's own checks (scale, tile minimum) need no data
+    why = upscaler.tile_problem()
+    if why:
+        raise ConfigError(f"tile={cfg.tile}: {why}")
     source = _data_source(cfg)
-    upscaler = _build_upscaler(cfg, ckpt)
     scale = upscaler.scale
-    datasets = _build_datasets(source, scale)
+    datasets = _build_datasets(source, scale, upscaler.min_input_side)
     progress = bool(cfg.get("progress", True))
     gray_gt = _gray_gt(cfg)
 
@@ -254,7 +291,7 @@ def write_json(result: dict, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(path, (json.dumps(result, indent=2) + "\n").encode())
     # <stem>_per_image.csv (per_image=true) and <stem>_spectrum.png (spectrum=true) beside the JSON
     write_beside(path, result["sets"], title=f"{Path(result['model']).name} x{result['scale']}")
     return path
@@ -273,16 +310,26 @@ def _run_dir() -> Path | None:
 def main(cfg: DictConfig) -> float | None:
     try:
         result = evaluate(cfg)
-        if cfg.get("json_out"):
-            write_json(result, cfg.json_out)
     except UserError as e:
         fail(PROG, str(e))
     except KeyboardInterrupt:
-        fail(PROG, "interrupted", code=130)
-    print_table(result)
-    run_dir = _run_dir()
+        fail(PROG, "interrupted", code=EXIT_INTERRUPTED)
+    print_table(result)  # first: whatever happens to the files, the numbers are on screen
+    run_dir, kept = _run_dir(), None
     if run_dir is not None:
-        write_json(result, run_dir / "results.json")  # every run keeps its numbers beside its log
+        try:
+            kept = write_json(result, run_dir / "results.json")  # every run keeps its numbers beside its log
+        except OSError as e:
+            print(
+                f"{PROG}: warning: cannot write {run_dir / 'results.json'} ({e.strerror or e})",
+                file=sys.stderr,
+            )
+    if cfg.get("json_out"):
+        try:
+            write_json(result, cfg.json_out)
+        except OSError as e:
+            where = f"the results are in {kept}" if kept else "the table above is all that was kept"
+            fail(PROG, f"json_out={cfg.json_out}: cannot write ({e.strerror or e}); {where}")
     first = next(iter(result["sets"].values()), None)
     return first["psnr_y"] if first else None  # for sweepers
 

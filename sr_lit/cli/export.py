@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sr_lit.cli._common import fail
-from sr_lit.errors import UserError
+from sr_lit.cli._common import check_not_input, fail
+from sr_lit.errors import EXIT_INTERRUPTED, ConfigError, UserError
 
 PROG = "sr-export"
 FORMATS = ("onnx", "torchscript", "safetensors", "pth")
@@ -110,6 +110,12 @@ def _check_options(args: argparse.Namespace, fmt: str) -> tuple[int, int] | None
         raise UserError(f"--atol {args.atol}: must be >= 0")
     if args.out.exists() and args.out.is_dir():
         raise UserError(f"--out {args.out}: is a folder; give a file name")
+    if fmt == "safetensors" and args.out.suffix.lower() != ".safetensors":
+        # sr-upscale/sr-eval (sr_lit.models.loading) tell a safetensors file by this suffix
+        raise ConfigError(
+            f"--out {args.out}: a safetensors export must end in .safetensors (sr-upscale and "
+            "sr-eval recognise it by that suffix)"
+        )
     return tuple(args.tile) if args.tile is not None else None  # type: ignore[return-value]
 
 
@@ -125,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from sr_lit.export.common import ExportError
     from sr_lit.models.loading import CheckpointError, load_model
 
+    check_not_input(args.out, args.ckpt, PROG)  # first, for every format
     fmt = _format(args)
     tile = _check_options(args, fmt)
     if fmt == "onnx":
@@ -167,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         fail(PROG, str(e))
     except KeyboardInterrupt:
-        fail(PROG, "interrupted", code=130)
+        fail(PROG, "interrupted", code=EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

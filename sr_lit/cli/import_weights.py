@@ -18,8 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sr_lit.cli._common import fail
-from sr_lit.errors import UserError
+from sr_lit.cli._common import check_not_input, fail
+from sr_lit.errors import EXIT_INTERRUPTED, UserError
 
 PROG = "sr-import"
 ARCHS = ("edsr", "rcan")
@@ -57,8 +57,7 @@ def _check_out(args: argparse.Namespace) -> None:
         raise UserError(f"--out {out}: sr-import writes .safetensors files; name it *.safetensors")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out}: is a folder; give a file name")
-    if args.file.exists() and out.exists() and out.resolve() == args.file.resolve():
-        raise UserError(f"--out {out}: is the input file")
+    check_not_input(out, args.file, PROG)  # even with --force: a link to the input included
     if out.exists() and not args.force:
         raise UserError(f"--out {out}: exists; give --force to overwrite it")
     if args.res_scale is not None and not args.res_scale > 0:
@@ -92,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         fail(PROG, str(e))
     except KeyboardInterrupt:
-        fail(PROG, "interrupted", code=130)
+        fail(PROG, "interrupted", code=EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

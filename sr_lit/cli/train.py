@@ -5,8 +5,12 @@ sr-train experiment=quickstart                         # what `make train` runs
 sr-train hydra.run.dir=outputs/run1 ckpt_path=last     # resume a run
 sr-train -m --config-dir conf_sweeps +sweep=ablation_modules
 
-Exit codes of a single run: 0 done; 2 a problem the user can fix (config, data, checkpoint), printed as one
-`sr-train: error: ...` line (the traceback goes to <run dir>/error.txt); 1 a training fault (non-finite losses,
+A run folder belongs to one run (sr_lit/lit/run_dir.py): one that holds another run's checkpoint or metrics.json
+is refused unless resumed (ckpt_path=last) or overwrite=true, and a live run's folder (sr-train.lock) always is;
+nothing is written into a refused folder, not even error.txt.
+
+Exit codes of a single run: 0 done; 2 a problem the user can fix (config, data, checkpoint, run folder), printed as
+one `sr-train: error: ...` line (the traceback goes to <run dir>/error.txt); 1 a training fault (non-finite losses,
 one line too) or an unexpected error (traceback); 143 (128 + SIGTERM) pre-empted: `last.ckpt` was saved, resume
 with the same `hydra.run.dir` and `ckpt_path=last`. Hydra's own composition errors exit 1 with Hydra's message.
 torch and Lightning are imported lazily, so config mistakes are reported in about a second.
@@ -33,6 +37,7 @@ from sr_lit.errors import (
 )
 from sr_lit.lit.loggers import finish_wandb
 from sr_lit.lit.pipeline import train
+from sr_lit.lit.run_dir import RunFolderError
 from sr_lit.utils.config import CONFIG_DIR
 
 log = logging.getLogger("sr_lit.train")
@@ -90,7 +95,12 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as e:  # noqa: BLE001
         finish_wandb()
         run_dir = Path(cfg.paths.output_dir)
-        if _rank() == 0:
+        # never into a folder that is another run's or a live run's (RunFolderError), nor over a file
+        if (
+            _rank() == 0
+            and not isinstance(e, RunFolderError)
+            and not (run_dir.exists() and not run_dir.is_dir())
+        ):
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(f"{type(e).__name__}: {e}\n\n{traceback.format_exc()}")
         if _is_multirun():

@@ -4,14 +4,18 @@
     sr-upscale lr/ --out sr/ --baseline bicubic --scale 4
     sr-upscale lr/ --out sr/ --onnx model.onnx             # an sr-export ONNX file (onnxruntime)
 
-Every input is checked (exists, is an image, no two share an output name) and the checkpoint is
-loaded before the first image is processed, so a typo fails in a second, not after an hour.
+Before the first output is written, every input is checked (exists, decodes in full, is not smaller than
+the model's minimum input, no two share an output name), the checkpoint is loaded and the options are
+checked, so a typo or a broken file fails in seconds, not after an hour, and leaves no partial output.
+Existing outputs are never replaced unless --overwrite is given; each PNG is written atomically.
 Alpha is not super-resolved: RGBA/LA inputs give RGB/grayscale PNGs, with a warning naming each such file.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +23,8 @@ from pathlib import Path
 import torch
 
 from sr_lit.cli._common import fail
-from sr_lit.errors import UserError
+from sr_lit.errors import EXIT_INTERRUPTED, ConfigError, ImageError, UserError
+from sr_lit.utils.files import write_atomic
 
 PROG = "sr-upscale"
 # Pillow modes with an alpha band: read_image drops it (SR of alpha is out of scope), so the user is told
@@ -46,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (not recursive)")
     p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR", help="output folder (created)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs that already exist in --out (default: refuse)",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", type=Path, metavar="CKPT", help=".ckpt, .safetensors, or EDSR/RCAN .pt/.pth")
     src.add_argument("--baseline", choices=["bicubic"], help="no model: MATLAB bicubic (needs --scale)")
@@ -83,11 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Path]]:
-    """[(input, output)] for files and folder contents; every problem is a UserError naming the path."""
+def collect_inputs(inputs: Sequence[str], out_dir: Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """[(input, output)] for files and folder contents; every problem is a UserError naming the path.
+
+    Header checks only (cheap, before the model loads); ``check_inputs`` decodes every file later. Outputs that
+    exist already are refused unless ``overwrite``."""
     from PIL import Image, UnidentifiedImageError
 
-    from sr_lit.data.io import list_images
+    from sr_lit.data.io import inaccessible_reason, list_images
 
     files: list[Path] = []
     for item in inputs:
@@ -99,27 +112,58 @@ def collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Pat
                 raise UserError(str(e)) from None
         elif path.is_file():
             files.append(path)
+        elif path.is_symlink():
+            raise ImageError(path, inaccessible_reason(path, FileNotFoundError()))
         else:
             raise UserError(f"input not found: {path}")
     pairs: list[tuple[Path, Path]] = []
     seen: dict[Path, Path] = {}
-    inputs_resolved = {f.resolve() for f in files}
+    inputs_resolved = {Path(os.path.realpath(f)) for f in files}  # realpath: no error on a symlink loop
     for f in files:
         try:  # header only: cheap, catches "not an image" before any work
             with Image.open(f) as im:
                 im.size  # noqa: B018
-        except (UnidentifiedImageError, OSError) as e:
-            reason = "not an image file" if isinstance(e, UnidentifiedImageError) else str(e)
-            raise UserError(f"{f}: {reason}") from None
+        except UnidentifiedImageError:
+            raise ImageError(f, "not an image file") from None
+        except OSError as e:
+            raise ImageError(f, inaccessible_reason(f, e)) from None
         dst = out_dir / f"{f.stem}.png"
-        key = dst.resolve()
+        key = Path(os.path.realpath(dst))
         if key in seen:
             raise UserError(f"{f} and {seen[key]} would both be written to {dst}")
         if key in inputs_resolved:
             raise UserError(f"{f}: output {dst} would overwrite an input; choose another --out")
         seen[key] = f
         pairs.append((f, dst))
+    folders = [dst for _, dst in pairs if dst.is_dir()]
+    if folders:
+        raise UserError(f"output {folders[0]} is a folder; choose another --out")
+    existing = [dst for _, dst in pairs if dst.exists() or dst.is_symlink()]
+    if existing and not overwrite:
+        shown = ", ".join(str(p) for p in existing[:3]) + (
+            f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        )
+        raise UserError(
+            f"--out {out_dir}: {len(existing)} output(s) exist already ({shown}); pass --overwrite to replace "
+            "them, or choose another --out"
+        )
     return pairs
+
+
+def check_inputs(pairs: Sequence[tuple[Path, Path]], min_side: int) -> None:
+    """Decode every input in full (a truncated file fails here, not after the others were written) and refuse
+    images the model cannot take (smaller than ``min_side`` LR px, e.g. the HPF's reflect padding). Decoded
+    one at a time and dropped: memory stays that of one image."""
+    from sr_lit.data.io import read_image
+
+    for src, _ in pairs:
+        img = read_image(src)
+        h, w = img.shape[-2:]
+        if min(h, w) < min_side:
+            raise ImageError(
+                src, f"image {w}x{h} is smaller than this model's minimum input of {min_side}x{min_side} px"
+            )
+        del img
 
 
 def build_upscaler(args: argparse.Namespace):
@@ -195,7 +239,7 @@ def dropped_transparency(path: Path) -> str | None:
 
 
 def save_png(sr01: torch.Tensor, path: Path, gray: bool) -> None:
-    """[0,1] (3, H, W) -> 8-bit PNG; a grayscale input is written back as grayscale (mean of the planes).
+    """[0,1] (3, H, W) -> 8-bit PNG, written atomically; a grayscale input is written back as grayscale.
 
     Quantises in place (round half up, as ``sr_lit.metrics.y_channel.quantize``): a 4K x4 output is
     1.6 GB as float32, so no full-size temporaries.
@@ -210,16 +254,22 @@ def save_png(sr01: torch.Tensor, path: Path, gray: bool) -> None:
     del sr8
     img = Image.fromarray(a[..., 0] if gray else a)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="PNG")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_atomic(path, buf.getvalue())  # an interrupted run leaves no half-written PNG under the final name
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from sr_lit.data.io import ImageError, read_image, to_float
+    from sr_lit.data.io import read_image, to_float
 
-    pairs = collect_inputs(args.inputs, args.out)
+    pairs = collect_inputs(args.inputs, args.out, overwrite=args.overwrite)
     upscaler = build_upscaler(args)
+    why = upscaler.tile_problem()
+    if why:
+        raise ConfigError(f"--tile {args.tile}: {why}")
+    check_inputs(pairs, upscaler.min_input_side)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -227,10 +277,9 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(pairs, desc=PROG, unit="img", disable=args.quiet)
     for src, dst in bar:
         bar.set_postfix_str(src.name)
-        try:
-            img = read_image(src)
-        except ImageError as e:
-            raise UserError(str(e)) from None
+        img = read_image(
+            src
+        )  # decoded once already by check_inputs: an ImageError now means it changed since
         gray = img.shape[0] == 1
         dropped = dropped_transparency(src)
         if dropped:  # through tqdm, so that the progress bar is not torn
@@ -252,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         fail(PROG, str(e))
     except KeyboardInterrupt:
-        fail(PROG, "interrupted", code=130)
+        fail(PROG, "interrupted", code=EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

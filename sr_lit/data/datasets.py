@@ -40,7 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sr_lit.data.imresize import make_lr
-from sr_lit.data.io import ImageError, read_image, to_float, to_rgb
+from sr_lit.data.io import ImageError, inaccessible_reason, read_image, to_float, to_rgb
 from sr_lit.data.samplers import PAD_INDEX
 from sr_lit.data.sources import ImagePair, benchmark_pairs, folder_label, folder_pairs, pairs_from_spec
 from sr_lit.data.transforms import item_generator, random_dihedral, random_pair_crop
@@ -57,11 +57,12 @@ __all__ = [
     "TrainPatchDataset",
     "EvalDataset",
     "build_eval_datasets",
+    "eval_min_lr_side",
 ]
 
 CACHE_MODES = ("memory", "disk", "none")
 # Bump when what is stored changes (decoding, make_lr): old .npy files are then simply not found.
-_DISK_CACHE_VERSION = 1
+_DISK_CACHE_VERSION = 2  # 2: EXIF orientation applied on read
 
 
 class DataFaultError(DataError):
@@ -86,6 +87,16 @@ class DataConfigError(DataError, ConfigError):
 
 class BadImageWarning(UserWarning):
     """A file skipped at set-up because of ``skip_bad=True``."""
+
+
+# SSIM's Gaussian window (sr_lit.metrics.sr_metrics: 11x11, 'valid' region), which must fit an evaluated HR image
+# once `scale` px are shaved from each border (the SPEC 1.5 protocol)
+SSIM_WINDOW = 11
+
+
+def eval_min_lr_side(scale: int) -> int:
+    """Smallest LR side an evaluation image can have at this scale: HR (LR * scale) - 2 * scale >= 11."""
+    return -(-(SSIM_WINDOW + 2 * scale) // scale)
 
 
 def normalize_cache(cache: str | bool | None) -> str:
@@ -170,10 +181,8 @@ def _check_one(
     """Decode/check one pair for the given cache mode; returns an _Entry or (path, reason)."""
     try:
         key = _pair_key(pair, scale, lr_border)
-    except FileNotFoundError:
-        return (str(pair.hr_path), "file not found")
-    except OSError as e:  # unreadable metadata
-        return (str(pair.hr_path), f"cannot access file ({e.strerror or e})")
+    except OSError as e:  # missing, a broken or looping symbolic link, unreadable metadata
+        return (str(pair.hr_path), inaccessible_reason(Path(pair.hr_path), e))
     if mode == "none" and key in _CHECKED:
         hit = _CHECKED[key]
         if isinstance(hit[0], str):
@@ -384,15 +393,26 @@ class EvalDataset(Dataset):
         cache_dir: str | os.PathLike | None = None,
         skip_bad: bool = False,
         label: str = "evaluation set",
+        min_lr_size: int | None = None,
     ) -> None:
+        """``min_lr_size``: the model's smallest LR side (e.g. its reflect padding); the metric's own minimum
+        (``eval_min_lr_side``) always applies. Smaller images are bad files, reported at set-up by name
+        (``skip_bad`` skips them)."""
         self.scale = int(scale)
         self.label = label
+        s = self.scale
+        m = max(eval_min_lr_side(s), int(min_lr_size or 1))
         self.store = (
             pairs
             if isinstance(pairs, ImageStore)
             else build_store(
-                list(pairs), self.scale, label=label, lr_border=lr_border,
+                list(pairs), self.scale, label=label, lr_border=lr_border, min_lr_size=m,
                 cache=cache, cache_dir=cache_dir, skip_bad=skip_bad,
+                size_reason=lambda w, h: (
+                    f"image too small to evaluate at x{s}: LR {w}x{h} (HR {w * s}x{h * s}); the LR needs at "
+                    f"least {m}x{m} pixels (HR {m * s}x{m * s}: SSIM's 11x11 window after shaving {s} px per "
+                    "border, and the model's minimum input)"
+                ),
             )
         )  # fmt: skip
 
@@ -426,6 +446,7 @@ def build_eval_datasets(
     cache_dir: str | os.PathLike | None = None,
     skip_bad: bool = False,
     use_official_lr: bool = True,
+    min_lr_size: int | None = None,
 ) -> dict[str, EvalDataset]:
     """Evaluation datasets by name, in the order given.
 
@@ -434,6 +455,7 @@ def build_eval_datasets(
     e.g. ``{name: DIV2K_val10, kind: div2k, root: ..., range: 801-810}``.
     kind="folder": ``root`` is a folder (or list) of HR images, LR generated; if ``sets`` is given,
     each name is a sub-folder of ``root`` evaluated as its own set.
+    ``min_lr_size``: the model's smallest LR side, see ``EvalDataset``.
     """
     if isinstance(sets, str):
         sets = [sets]
@@ -450,6 +472,7 @@ def build_eval_datasets(
             cache_dir=cache_dir,
             skip_bad=skip_bad,
             label=f"{name} ({where})",
+            min_lr_size=min_lr_size,
         )
 
     if kind == "folder":

@@ -4,6 +4,9 @@ Mode conversions (Pillow modes): L / I;16 / I / 1 -> 1 channel; RGB -> 3; RGBA /
 (not composited on any background: SR data is about the colour planes, and compositing would invent
 pixels); P (palette) -> RGB; CMYK / YCbCr / LAB -> RGB. 16-bit gray -> 8-bit by round(v / 257).
 
+EXIF orientation is applied (a phone photo stored landscape with "rotate 90" is read as it displays, portrait),
+as image viewers do; the LR partner of an official benchmark pair has no such tag.
+
 Known limit: Pillow decodes 16-bit RGB/RGBA PNGs to 8 bits itself, keeping the high byte
 (floor(v / 256)); that is at most 1 grey level from round(v / 257). 16-bit gray+alpha PNGs (which
 Pillow opens as RGBA) are detected from the PNG header and returned as 1 channel.
@@ -11,24 +14,34 @@ Pillow opens as RGBA) are detected from the PNG header and returned as 1 channel
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from sr_lit.errors import ImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageError", "read_image", "list_images", "to_float", "to_rgb"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageError",
+    "inaccessible_reason",
+    "read_image",
+    "list_images",
+    "to_float",
+    "to_rgb",
+]
 
 
 def _png_16bit_gray_alpha(img: Image.Image) -> bool:
-    # Pillow has no 16-bit LA mode and reports such PNGs as RGBA (R = G = B = L).
-    return img.format == "PNG" and img.mode == "RGBA" and img.info.get("_sr_ihdr") == (16, 4)
+    # Pillow has no 16-bit LA mode and reports such PNGs as RGBA (R = G = B = L). `_sr_ihdr` is set for PNGs only
+    # (and survives exif_transpose, which drops `format`).
+    return img.mode == "RGBA" and img.info.get("_sr_ihdr") == (16, 4)
 
 
 def _to_array(img: Image.Image) -> np.ndarray:
@@ -61,6 +74,26 @@ def _read_png_depth_type(p: Path) -> tuple[int, int] | None:
     return head[24], head[25]
 
 
+def inaccessible_reason(p: Path, e: OSError) -> str:
+    """Why ``p`` cannot be opened, for ``ImageError``: a missing file, a broken or looping symbolic link ..."""
+    if isinstance(e, FileNotFoundError) and p.is_symlink():
+        return f"broken symbolic link (points to {os.readlink(p)}, which does not exist)"
+    if isinstance(e, FileNotFoundError):
+        return "file not found"
+    if e.errno == errno.ELOOP:
+        return "symbolic link loop (it never reaches a file)"
+    return f"cannot access file ({e.strerror or e})"
+
+
+def _exif_upright(img: Image.Image) -> Image.Image:
+    """The image as it displays: EXIF orientation 2-8 applied (a copy only when there is one)."""
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is no reason to reject the pixels
+        return img
+    return ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
+
+
 def read_image(path: str | os.PathLike) -> torch.Tensor:
     """Decode an image file fully into a uint8 tensor (C, H, W), C = 1 (grayscale) or 3.
 
@@ -72,10 +105,8 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must be False for sr_lit")
     try:
         size = p.stat().st_size
-    except FileNotFoundError:
-        raise ImageError(p, "file not found") from None
     except OSError as e:
-        raise ImageError(p, f"cannot stat file ({e.strerror or e})") from None
+        raise ImageError(p, inaccessible_reason(p, e)) from None
     if p.is_dir():
         raise ImageError(p, "is a directory, not an image file")
     if size == 0:
@@ -85,7 +116,7 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
             if img.format == "PNG":
                 img.info["_sr_ihdr"] = _read_png_depth_type(p)
             img.load()  # full decode: truncated/corrupt data raises here
-            arr = _to_array(img)
+            arr = _to_array(_exif_upright(img))
     except PermissionError:
         raise ImageError(p, "permission denied") from None
     except UnidentifiedImageError:
@@ -110,14 +141,20 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
 def list_images(folder: str | os.PathLike, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[Path]:
     """Image files directly inside ``folder`` (not recursive), sorted by name.
 
-    A missing folder or a folder with no images raises ``FileNotFoundError`` naming the folder.
+    A missing folder or a folder with no images raises ``FileNotFoundError`` naming the folder. Symbolic links
+    with an image name that reach no file (broken, looping) are listed, so that reading them reports them by
+    name (``read_image``, the data set-up check) instead of skipping them without a word.
     """
     d = Path(folder)
     if not d.is_dir():
         raise FileNotFoundError(f"image folder not found: {d}")
     exts = {e.lower() for e in extensions}
     files = sorted(
-        f for f in d.iterdir() if f.suffix.lower() in exts and not f.name.startswith(".") and f.is_file()
+        f
+        for f in d.iterdir()
+        if f.suffix.lower() in exts
+        and not f.name.startswith(".")
+        and (f.is_file() or (f.is_symlink() and not f.is_dir()))
     )
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(sorted(exts))}) in folder: {d}")

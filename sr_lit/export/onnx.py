@@ -29,6 +29,7 @@ from sr_lit.export.common import (
     variant_name,
 )
 from sr_lit.export.pooling import traceable_adaptive_pooling
+from sr_lit.utils.files import write_atomic
 
 __all__ = ["DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "export_onnx", "ort_runner"]
 
@@ -121,5 +122,5 @@ def export_onnx(
     onnx.checker.check_model(proto)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
+    write_atomic(path, proto.SerializeToString())  # a reader never sees half a model; no temp file left
     return ExportResult(path=path, format="onnx", fixed_hw=tile, diffs=diffs)

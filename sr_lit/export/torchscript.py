@@ -26,6 +26,7 @@ from sr_lit.export.common import (
     probe_sizes,
     variant_name,
 )
+from sr_lit.utils.files import write_atomic
 
 __all__ = ["METADATA_FILE", "export_torchscript", "load_torchscript"]
 
@@ -73,7 +74,9 @@ def export_torchscript(
     meta = export_metadata(spec, model, tile, diffs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(meta, indent=2)})
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf, _extra_files={METADATA_FILE: json.dumps(meta, indent=2)})
+    write_atomic(path, buf.getvalue())
     return ExportResult(path=path, format="torchscript", fixed_hw=tile, diffs=diffs)
 
 

@@ -14,7 +14,14 @@ from torch import nn
 from sr_lit.inference.ensemble import self_ensemble
 from sr_lit.inference.tiling import auto_tile, tiled_forward
 
-__all__ = ["Upscaler", "resolve_device", "DEFAULT_MAX_PIXELS", "MAX_AUTO_OVERLAP", "BICUBIC_MARGIN"]
+__all__ = [
+    "Upscaler",
+    "resolve_device",
+    "min_input_side",
+    "DEFAULT_MAX_PIXELS",
+    "MAX_AUTO_OVERLAP",
+    "BICUBIC_MARGIN",
+]
 
 # LR pixels above which tiling turns on by itself; also the tile area. 384x384 keeps a 3840x2160 x2
 # edsr_baseline run on CPU near 1.4 GB peak RSS (512x512 tiles: ~0.35 GB more; activations grow with
@@ -41,6 +48,22 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s)")
     return dev
+
+
+def min_input_side(net: object, spec: dict | None = None) -> int:
+    """Smallest LR side ``net`` accepts: reflect padding (the dynamic HPF's predictor conv and low-pass) needs
+    more pixels than it pads, so a 1x1 input fails inside the network. From the modules, or the spec (ONNX)."""
+    pads = [0]
+    if isinstance(net, nn.Module):
+        pads += [
+            max(m.padding) if isinstance(m.padding, tuple) else 0
+            for m in net.modules()
+            if isinstance(m, nn.Conv2d) and m.padding_mode == "reflect"
+        ]
+    hpf = (spec or {}).get("hpf") if isinstance(spec, dict) else None
+    if isinstance(hpf, dict) and hpf.get("name", "none") != "none":
+        pads.append(int(hpf.get("kernel_size", 3)) // 2)
+    return max(pads) + 1
 
 
 class _Bicubic:
@@ -107,6 +130,27 @@ class Upscaler:
         self.feather = not exact_cut if feather is None else bool(feather)
         self.progress = progress
         self.name = name or ("bicubic" if model is None else type(model).__name__)
+
+    @property
+    def min_input_side(self) -> int:
+        """Smallest LR side this upscaler accepts (an image or a tile)."""
+        return min_input_side(self.net, self.spec)
+
+    @property
+    def min_tile(self) -> int:
+        """Smallest tile side worth running: the default overlap (the receptive margin, capped at
+        MAX_AUTO_OVERLAP), below which a tile is mostly context (``--tile 1``: 82,944 tiles for 288x288 LR)."""
+        margin = int(getattr(self.net, "receptive_margin", MAX_AUTO_OVERLAP))
+        return max(self.min_input_side, min(margin, MAX_AUTO_OVERLAP))
+
+    def tile_problem(self) -> str | None:
+        """Why the tile side asked for cannot be used (None: it can). Fixed-size ONNX exports plan their own."""
+        if not self.tile or getattr(self.net, "fixed_hw", None) is not None or self.tile >= self.min_tile:
+            return None
+        return (
+            f"below this model's minimum of {self.min_tile} LR px (its receptive margin, at most "
+            f"{MAX_AUTO_OVERLAP}: a smaller tile is mostly overlap); 0 = no tiling"
+        )
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> Upscaler:

@@ -19,6 +19,7 @@ from torch import nn
 
 from sr_lit.errors import ConfigError, TrainingFault
 from sr_lit.lit.guard import LossGuard
+from sr_lit.lit.options import check_optimizer
 from sr_lit.lit.schedules import build_scheduler
 from sr_lit.metrics.sr_metrics import SRMetrics
 from sr_lit.models.registry import build_model
@@ -75,7 +76,7 @@ class SRModule(pl.LightningModule):
         scheduler = _plain(scheduler) or {}
         guard = _plain(guard) or {}
         if loss not in LOSSES:
-            raise ValueError(f"module.loss={loss!r} is not one of {sorted(LOSSES)}")
+            raise ConfigError(f"module.loss={loss}: not a loss; one of {', '.join(sorted(LOSSES))}")
         self.save_hyperparameters(
             {
                 "model_spec": model_spec,
@@ -178,6 +179,7 @@ class SRModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         cfg = dict(self.hparams.optimizer)
+        check_optimizer(cfg)
         name = cfg.pop("name", "adam")
         params = [p for p in self.net.parameters() if p.requires_grad]
         kwargs = {
@@ -186,12 +188,7 @@ class SRModule(pl.LightningModule):
             "eps": float(cfg.get("eps", 1e-8)),
             "weight_decay": float(cfg.get("weight_decay", 0.0)),
         }
-        if name == "adam":
-            opt = torch.optim.Adam(params, **kwargs)
-        elif name == "adamw":
-            opt = torch.optim.AdamW(params, **kwargs)
-        else:
-            raise ValueError(f"module.optimizer.name={name!r} is not one of ['adam', 'adamw']")
+        opt = (torch.optim.AdamW if name == "adamw" else torch.optim.Adam)(params, **kwargs)
         total = self.trainer.max_steps if self._trainer is not None and self.trainer.max_steps > 0 else None
         sched = build_scheduler(opt, self.hparams.scheduler, total_steps=total)
         if sched is None:
@@ -276,15 +273,30 @@ class SRModule(pl.LightningModule):
         if any("._orig_mod." in k for k in sd):
             checkpoint["state_dict"] = {k.replace("._orig_mod.", "."): v for k, v in sd.items()}
 
-    def load_init_weights(self, path: str) -> list[str]:
+    def load_init_weights(self, path: str, partial: bool = False) -> list[str]:
         """Fine-tuning (x2 -> x3/x4, DESIGN 1.4; a released EDSR/RCAN -> the same backbone + MMCA/HPF): load every
         tensor whose name and shape match (any layout: ours, EDSR-PyTorch/RCAN, BasicSR), except the upsampler when
         it differs from this model's (another scale): then all of it keeps its initialisation, even the x4
-        upsampler's first conv, whose shape equals the x2 one. Logs what starts fresh; returns the skipped keys."""
+        upsampler's first conv, whose shape equals the x2 one. Logs what starts fresh; returns the skipped keys.
+
+        A file that fills less than half of this model's weights (by element count) is another architecture:
+        refused (ConfigError naming both) unless ``partial`` (`init_from_partial=true`). Counting elements, not
+        tensors, lets a plain model initialise a variant with MMCA and HPF (82 % of the weights of edsr_tiny +
+        MMCA + HPF, though only 44 of its 96 tensors).
+        """
         from sr_lit.models.loading import CheckpointError, match_init_state, read_init_weights
 
         src = read_init_weights(path)
         match = match_init_state(self.net, src.state)
+        own = self.net.state_dict()
+        share = sum(v.numel() for v in match.loaded.values()) / max(1, sum(v.numel() for v in own.values()))
+        if share < INIT_FROM_MIN_SHARE and not partial:
+            raise ConfigError(
+                f"init_from={path} fills {len(match.loaded)} of this model's {len(own)} tensors ({share:.1%} of "
+                f"its weights): it holds {_file_architecture(path)}, this model is "
+                f"{_architecture(self.hparams.model_spec)}. Give a checkpoint of this architecture, or "
+                "init_from_partial=true to start from it anyway"
+            )
         if not match.loaded:
             raise CheckpointError(
                 path, "init_from: no tensor matches this model (is it the same architecture?)"
@@ -293,5 +305,25 @@ class SRModule(pl.LightningModule):
         layout = {"official": " (EDSR-PyTorch / RCAN layout)", "basicsr": " (BasicSR layout)"}.get(
             src.source, ""
         )
-        rank_zero_info(f"init_from={path}{layout}: {match.summary()}")
+        rank_zero_info(f"init_from={path}{layout}: {match.summary()} ({share:.1%} of the weights loaded)")
         return match.skipped
+
+
+# init_from below this share of the target's weights (elements) is another architecture (init_from_partial=true)
+INIT_FROM_MIN_SHARE = 0.5
+
+
+def _architecture(spec: Mapping[str, Any]) -> str:
+    from sr_lit.models.layouts import variant_label
+
+    return f"{variant_label(spec)} x{spec.get('scale')}"
+
+
+def _file_architecture(path: str) -> str:
+    """What an init_from file holds, for the message: its spec (stored, or detected from a released layout)."""
+    from sr_lit.models.loading import CheckpointError, read_weights
+
+    try:
+        return _architecture(read_weights(path).spec)
+    except (CheckpointError, KeyError, ValueError):
+        return "a state dict whose architecture is not recognised"

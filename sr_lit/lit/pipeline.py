@@ -19,6 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from sr_lit.errors import CheckpointError, ConfigError
 from sr_lit.lit.loggers import finish_wandb, instantiate_loggers
+from sr_lit.lit.options import check_training_options
+from sr_lit.lit.run_dir import RunLock, check_run_folder, claim_run_folder
+from sr_lit.utils.files import write_atomic
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -30,7 +33,8 @@ log = logging.getLogger("sr_lit.train")
 
 # ----------------------------------------------------------------------------------------------- pre-flight
 def preflight(cfg: DictConfig) -> None:
-    """Checks that cost nothing and would otherwise fail after minutes of work."""
+    """Checks that cost nothing and would otherwise fail after minutes of work: the config's values first, then
+    the files they name (run folder, checkpoints), so a config mistake is reported whatever the disk holds."""
     from omegaconf.errors import OmegaConfBaseException
 
     # `???` values, e.g. data=folder without data.root (reached directly or through an interpolation)
@@ -48,6 +52,10 @@ def preflight(cfg: DictConfig) -> None:
         # LR patch side: the HR patch is patch_size * scale, so any positive integer is divisible by the scale
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"data.{key}={value}: must be a positive integer")
+    check_training_options(cfg)
+    for key in ("overwrite", "init_from_partial"):
+        if not isinstance(cfg.get(key, False), bool):
+            raise ConfigError(f"{key}={cfg.get(key)}: must be true or false")
     ckpt = cfg.get("ckpt_path")
     if ckpt not in (None, "last") and not Path(str(ckpt)).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
@@ -59,6 +67,7 @@ def preflight(cfg: DictConfig) -> None:
         )
     if init is not None and not Path(str(init)).is_file():
         raise ConfigError(f"init_from={init}: no such checkpoint file")
+    check_run_folder(cfg)  # a file, a live run's folder, or another run's results: refused before any work
     if ckpt == "last":
         # None on the first launch of a requeued job: Lightning then starts afresh
         ckpt = find_last_checkpoint(cfg)
@@ -146,13 +155,15 @@ class Run:
         return Path(cb.dirpath) / "last.ckpt" if cb is not None and cb.dirpath else None
 
 
-def prepare_run_dir(cfg: DictConfig) -> Path:
-    """Create the run dir; rank 0 sets aside a previous failure's error.txt and writes the resolved config."""
+def prepare_run_dir(cfg: DictConfig) -> tuple[Path, RunLock | None]:
+    """Create and lock the run dir (sr_lit/lit/run_dir.py); rank 0 sets aside a previous failure's error.txt and
+    writes the resolved config. Returns the folder and the lock to release when the run ends (None: rank > 0)."""
     from pytorch_lightning.utilities import rank_zero_only
 
     from sr_lit.utils.rich_utils import print_config_tree
 
     run_dir = Path(cfg.paths.output_dir)
+    lock = claim_run_folder(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:
         stale = run_dir / "error.txt"
@@ -163,7 +174,7 @@ def prepare_run_dir(cfg: DictConfig) -> Path:
         print_config_tree(cfg)
         # a shareable, fully resolved copy (no secrets live in the config: W&B reads its key from the environment)
         OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
-    return run_dir
+    return run_dir, lock
 
 
 def build(cfg: DictConfig, run_dir: Path) -> Run:
@@ -175,7 +186,7 @@ def build(cfg: DictConfig, run_dir: Path) -> Run:
     datamodule = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.module, model_spec=model_spec_from_config(cfg), _recursive_=False)
     if cfg.get("init_from"):
-        module.load_init_weights(str(cfg.init_from))
+        module.load_init_weights(str(cfg.init_from), partial=bool(cfg.get("init_from_partial")))
     if cfg.get("compile"):
         # in place: state_dict keys stay those of the plain network (torch.compile(net) would add `_orig_mod.`
         # and then refuse every checkpoint written without it, its own resumes included; DESIGN P9)
@@ -233,10 +244,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     preflight(cfg)  # before the heavy imports: config mistakes are reported at once
     import pytorch_lightning as pl
 
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    run_dir, lock = prepare_run_dir(cfg)
+    try:
+        return _fit_and_record(cfg, run_dir)
+    finally:  # also on SIGTERM (Lightning raises SystemExit) and errors; a SIGKILL leaves a stale lock
+        if lock is not None:
+            lock.release()
+
+
+def _fit_and_record(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from sr_lit.analysis.records import log_spectra_to_wandb, write_record_beside
 
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    run = build(cfg, prepare_run_dir(cfg))
+    run = build(cfg, run_dir)
     # weights_only=True: resuming never unpickles arbitrary objects (our checkpoints hold plain containers only)
     run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=resume_path(cfg), weights_only=True)
 
@@ -262,7 +282,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics.update(in_loop)
 
     if trainer.is_global_zero:
-        (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        write_atomic(run.run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True).encode())
         # metrics_per_image.csv, metrics_spectrum.png beside metrics.json (sr_lit.analysis.records)
         pictures = write_record_beside(run.run_dir / "metrics.json", metrics, title=identity["name"])
         for lg in run.loggers:

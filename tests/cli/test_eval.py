@@ -63,7 +63,7 @@ def test_bicubic_reproduces_published_rows(monkeypatch, tmp_path: Path, scale: i
 def _hr_folder(root: Path) -> Path:
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for i, (h, w) in enumerate([(24, 30), (33, 21)]):
+    for i, (h, w) in enumerate([(60, 50), (33, 21)]):
         base = rng.integers(0, 256, (h // 3 + 1, w // 3 + 1, 3), dtype=np.uint8)
         Image.fromarray(base).resize((w, h), Image.BICUBIC).save(root / f"img{i}.png")
     return root
@@ -80,11 +80,12 @@ def test_checkpoint_on_hr_folder(monkeypatch, tmp_path: Path) -> None:
         ckpt,
     )
     hr = _hr_folder(tmp_path / "hr_set")
-    r = run_eval(monkeypatch, tmp_path, f"ckpt_path={ckpt}", f"hr_dir={hr}", "tile=8")
+    # tile 22: the model's minimum (its receptive margin): 2 x 2 tiles for the 30 x 25 LR, one for the 16 x 10
+    r = run_eval(monkeypatch, tmp_path, f"ckpt_path={ckpt}", f"hr_dir={hr}", "tile=22")
     assert r["scale"] == 2 and r["model_spec"] == spec
     assert r["sets"]["hr_set"]["n_images"] == 2 and np.isfinite(r["sets"]["hr_set"]["psnr_y"])
     # the README's form: the data group's test_sets (benchmark names) must not be taken as sub-folders of root
-    r2 = run_eval(monkeypatch, tmp_path, f"ckpt_path={ckpt}", "data=folder", f"data.root={hr}", "tile=8")
+    r2 = run_eval(monkeypatch, tmp_path, f"ckpt_path={ckpt}", "data=folder", f"data.root={hr}", "tile=22")
     assert r2["sets"] == r["sets"]
 
 

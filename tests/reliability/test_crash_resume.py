@@ -76,14 +76,19 @@ def test_sigkill_resume_sigterm_resume(tmp_path: Path) -> None:
         *LONG_EPOCH, max_steps, no_periodic, *probe(probe_dir, 0.3), "ckpt_path=last", run_dir=run, log=log2
     )
     wait_until(lambda: current_step(probe_dir) >= killed_at + 2, proc, log2)
+    # a second process on the live run's folder is refused by its lock, naming it (issue 14, finding 4)
+    second = run_sr_train(*LONG_EPOCH, max_steps, "ckpt_path=last", run_dir=run, timeout=120)
+    assert second.returncode == 2 and f"in use by another sr-train (PID {proc.pid} on host" in second.stderr
     step_at_signal, sent_at = current_step(probe_dir), time.time()
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(timeout=120)
     out = log2.read_text()
     assert start_steps(probe_dir) == [0, killed_at]  # resumed from the checkpoint, not from 0
+    assert "taking over the lock of a run that is no longer running" in out  # the SIGKILLed one's
     assert rc == 143, out[-3000:]  # 128 + SIGTERM: a scheduler sees an unfinished job
     assert "sr-train: error: terminated by SIGTERM" in out and "ckpt_path=last" in out, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
+    assert not (run / "sr-train.lock").exists()  # released on SIGTERM too
     assert last.stat().st_mtime >= sent_at - 1
     preempted_at = load_safe(last)["global_step"]
     assert step_at_signal <= preempted_at < 30
@@ -100,6 +105,7 @@ def test_sigkill_resume_sigterm_resume(tmp_path: Path) -> None:
     # one last.ckpt, the final one (no stale last.ckpt beside a newer last-v1.ckpt); the temp file a kill may
     # have left was cleaned up
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert not (run / "sr-train.lock").exists()  # released at the end
     assert load_safe(last)["global_step"] == 30
 
 

@@ -1,0 +1,287 @@
+"""A run folder belongs to one run: `sr-train` never trains over another run's results, and never shares a folder
+with a live run.
+
+- Results of another run (a checkpoint, `metrics.json`) in the folder stop `sr-train` before any work unless it
+  resumes that run (`ckpt_path=last`, or a checkpoint inside the folder) or the user said `overwrite=true`
+  (the previous run's checkpoints, metrics.json and W&B run id are then deleted first).
+- A live run holds `sr-train.lock` (PID, host, start time). A second process on the folder is refused; a lock
+  whose process is dead (same host) is taken over with a warning: what a SIGKILLed or crashed run leaves.
+- Only the launching process (rank 0) checks and locks. Lightning's DDP launcher re-runs the command for the
+  other ranks with the same folder (`trainer=ddp`), torchrun/SLURM start every rank with it: those ranks must
+  not be refused by rank 0's lock, and write nothing there anyway.
+
+`RunFolderGuard` runs the same checks as a Hydra callback before Hydra writes `.hydra/` and the log file into the
+folder (and before it creates the folder, which fails with a traceback when `hydra.run.dir` is a file).
+Torch-free: `preflight` and the Hydra callback import this module before anything heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from sr_lit.errors import EXIT_USER_ERROR, ConfigError
+from sr_lit.utils.launch import launch_rank
+
+__all__ = [
+    "LOCK_FILE",
+    "RunFolderError",
+    "RunFolderGuard",
+    "RunLock",
+    "check_run_folder",
+    "claim_run_folder",
+    "previous_run_files",
+]
+
+log = logging.getLogger("sr_lit.train")
+
+LOCK_FILE = "sr-train.lock"
+METRICS_FILE = "metrics.json"
+WANDB_ID_FILE = "wandb_run_id.txt"  # sr_lit.lit.loggers.WANDB_ID_FILE (that module imports Lightning)
+
+
+class RunFolderError(ConfigError):
+    """The run folder holds another run or is in use: nothing is written into it (not even error.txt)."""
+
+
+# ------------------------------------------------------------------------------------------------- the folder
+def _checkpoint_dir(cfg: Mapping[str, Any], run_dir: Path) -> Path:
+    node = (cfg.get("callbacks") or {}).get("model_checkpoint") or {}
+    dirpath = node.get("dirpath") if "_target_" in node else None
+    return Path(str(dirpath)) if dirpath else run_dir / "checkpoints"
+
+
+def previous_run_files(run_dir: Path, ckpt_dir: Path | None = None) -> list[Path]:
+    """What a run leaves that another run would overwrite: its checkpoints and metrics.json."""
+    ckpt_dir = ckpt_dir or run_dir / "checkpoints"
+    found = (
+        sorted(p for p in ckpt_dir.glob("*.ckpt") if not p.name.startswith(".")) if ckpt_dir.is_dir() else []
+    )
+    metrics = run_dir / METRICS_FILE
+    return found + ([metrics] if metrics.is_file() else [])
+
+
+def _resumes_this_folder(ckpt_path: Any, run_dir: Path) -> bool:
+    if ckpt_path is None:
+        return False
+    if str(ckpt_path) == "last":
+        return True
+    return Path(os.path.realpath(str(ckpt_path))).is_relative_to(os.path.realpath(run_dir))
+
+
+def _shown(paths: list[Path], run_dir: Path) -> str:
+    names = [os.path.relpath(p, run_dir) for p in paths]
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+def check_run_folder(cfg: Mapping[str, Any], run_dir: str | os.PathLike | None = None) -> None:
+    """Refuse a run folder that is a file, is locked by a live run, or holds another run's results.
+
+    ``run_dir``: the folder (default ``cfg.paths.output_dir``). Ranks > 0 are never refused.
+    """
+    if launch_rank() != 0:
+        return
+    run_dir = Path(str(run_dir if run_dir is not None else cfg["paths"]["output_dir"]))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; give a folder for the run")
+    if not run_dir.is_dir():
+        return
+    holder = RunLock(run_dir).live_holder()
+    if holder is not None:
+        raise RunFolderError(_in_use(run_dir, holder))
+    _check_previous_run(cfg, run_dir)
+
+
+def _in_use(run_dir: Path, holder: str) -> str:
+    return (
+        f"hydra.run.dir={run_dir} is in use by another sr-train ({holder}); wait for it to finish or choose "
+        f"another folder (if that process is gone, delete {run_dir / LOCK_FILE})"
+    )
+
+
+def _check_previous_run(cfg: Mapping[str, Any], run_dir: Path) -> None:
+    if cfg.get("overwrite"):
+        return
+    ckpt_path = cfg.get("ckpt_path")
+    if _resumes_this_folder(ckpt_path, run_dir):
+        return
+    previous = previous_run_files(run_dir, _checkpoint_dir(cfg, run_dir))
+    if previous:
+        given = f" (ckpt_path={ckpt_path} is not in it)" if ckpt_path is not None else ""
+        raise RunFolderError(
+            f"hydra.run.dir={run_dir} holds another run ({_shown(previous, run_dir)}){given}: resume it with "
+            "ckpt_path=last, train into a new folder (another hydra.run.dir), or replace it with overwrite=true"
+        )
+
+
+def clear_previous_run(cfg: Mapping[str, Any], run_dir: Path) -> list[Path]:
+    """overwrite=true: delete the previous run's checkpoints, metrics.json and W&B run id (a new W&B run)."""
+    doomed = previous_run_files(run_dir, _checkpoint_dir(cfg, run_dir))
+    wandb_id = run_dir / WANDB_ID_FILE
+    doomed += [wandb_id] if wandb_id.is_file() else []
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    if doomed:
+        log.warning(f"overwrite=true: deleted the previous run's {_shown(doomed, run_dir)} in {run_dir}")
+    return doomed
+
+
+# ---------------------------------------------------------------------------------------------------- the lock
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc), to tell a reused PID; None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22 of stat; the command name may hold spaces
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        pass
+    now = _process_start(pid)
+    return start is None or now is None or now == start
+
+
+class RunLock:
+    """``<run_dir>/sr-train.lock``: created exclusively, holds the owner's PID, host and start time."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.held = False
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            info = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}  # unreadable or half-written: treated as held by an unknown process
+        return info if isinstance(info, dict) else {}
+
+    @staticmethod
+    def describe(info: Mapping[str, Any]) -> str:
+        if not info:
+            return "unreadable lock file"
+        return f"PID {info.get('pid')} on host {info.get('host')}, since {info.get('since')}"
+
+    def _stale(self, info: Mapping[str, Any]) -> bool:
+        """Provably dead: same host, and that PID no longer runs (or is another process now)."""
+        pid = info.get("pid")
+        if not isinstance(pid, int) or info.get("host") != socket.gethostname():
+            return False
+        return not _alive(pid, info.get("proc_start"))
+
+    def live_holder(self) -> str | None:
+        """Who holds the lock, or None when nobody does (no lock, or a stale one)."""
+        info = self._read()
+        if info is None or (info and self._stale(info)):
+            return None
+        return self.describe(info)
+
+    def acquire(self) -> None:
+        """Take the lock; a stale one is taken over with a warning; a live one raises RunFolderError."""
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "proc_start": _process_start(os.getpid()),
+            "argv": sys.argv,
+        }
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                info = self._read()
+                if info is None:
+                    continue  # released meanwhile
+                if not (info and self._stale(info)):
+                    raise RunFolderError(_in_use(self.path.parent, self.describe(info))) from None
+                log.warning(
+                    f"{self.path}: taking over the lock of a run that is no longer running ({self.describe(info)})"
+                )
+                if self._read() == info:  # still the same stale lock (no one else took it over meanwhile)
+                    self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me, indent=1) + "\n")
+            self.held = True
+            return
+        raise RunFolderError(f"hydra.run.dir={self.path.parent}: could not take {self.path} (contended)")
+
+    def release(self) -> None:
+        if self.held:
+            info = self._read()
+            if info and info.get("pid") == os.getpid():
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def claim_run_folder(cfg: Mapping[str, Any], run_dir: Path) -> RunLock | None:
+    """Rank 0: lock the folder, check it again under the lock, and (overwrite=true) clear the previous run.
+
+    Returns the lock to release when the run ends; None on the other ranks.
+    """
+    if launch_rank() != 0:
+        return None
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; give a folder for the run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
+        _check_previous_run(cfg, run_dir)  # a run that finished between preflight and the lock counts too
+        if cfg.get("overwrite"):
+            clear_previous_run(cfg, run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+# ----------------------------------------------------------------------------------------- the Hydra callback
+class RunFolderGuard(Callback):
+    """The run-folder checks as a Hydra callback (run mode), before Hydra creates the folder or writes into it.
+
+    A refused folder ends the command here with one ``<prog>: error: ...`` line and exit code 2: Hydra would
+    otherwise replace the other run's ``.hydra/`` config and append to its log first (or, for a file, fail with
+    a traceback). ``runs=False`` (sr-eval): only the "is a folder" check; its run folders hold no run to protect.
+    """
+
+    def __init__(self, prog: str = "sr-train", runs: bool = True) -> None:
+        self.prog = prog
+        self.runs = runs
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if launch_rank() != 0:
+            return
+        run_dir = os.path.abspath(str(OmegaConf.select(config, "hydra.run.dir")))
+        try:
+            if not self.runs:
+                if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+                    raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; give a folder")
+                return
+            # what Hydra's run_job sets next; the checkpoint folder interpolates ${hydra:runtime.output_dir}
+            from hydra.core.hydra_config import HydraConfig
+
+            with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+                config.hydra.runtime.output_dir = run_dir
+            HydraConfig.instance().set_config(config)
+            check_run_folder(config, run_dir)
+        except ConfigError as e:
+            print(f"{self.prog}: error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_USER_ERROR) from None
