@@ -15,4 +15,4 @@ OUT=results/ablation_modules_edsr_tiny_x2_400steps
   callbacks.ema.decay=0.99 module.log_images=0 \
   logger=csv callbacks.progress_bar=null callbacks.model_summary=null \
   hydra.sweep.dir="$DIR"
-.venv/bin/sr-report "$DIR" --out "$OUT" --title ablation_modules_edsr_tiny_x2_400steps
+.venv/bin/sr-report "$DIR" --out "$OUT" --overwrite --title ablation_modules_edsr_tiny_x2_400steps

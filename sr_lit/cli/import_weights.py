@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="EDSR residual scaling, which no file stores (default: 0.1 at 256 features, else 1)",
     )
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument(
+        "--overwrite", "--force", dest="overwrite", action="store_true", help="replace --out if it exists"
+    )
     return p
 
 
@@ -57,9 +59,9 @@ def _check_out(args: argparse.Namespace) -> None:
         raise UserError(f"--out {out}: sr-import writes .safetensors files; name it *.safetensors")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out}: is a folder; give a file name")
-    check_not_input(out, args.file, PROG)  # even with --force: a link to the input included
-    if out.exists() and not args.force:
-        raise UserError(f"--out {out}: exists; give --force to overwrite it")
+    check_not_input(out, args.file, PROG)  # even with --overwrite: a link to the input included
+    if out.exists() and not args.overwrite:
+        raise UserError(f"--out {out}: exists; give --overwrite to replace it")
     if args.res_scale is not None and not args.res_scale > 0:
         raise UserError(f"--res-scale {args.res_scale}: must be > 0")
 

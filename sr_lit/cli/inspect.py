@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         default=192,
         help="centre-crop the input to this many LR pixels per side (0: whole)",
     )
-    parser.add_argument("--force", action="store_true", help="overwrite earlier sr-inspect files in --out")
+    parser.add_argument(
+        "--overwrite", "--force", dest="overwrite", action="store_true", help="replace earlier files in --out"
+    )
     args = parser.parse_args(argv)
 
     from sr_lit.analysis.inspection import OUTPUT_NAMES, inspect_checkpoint
@@ -48,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_side < 0:
             raise UserError(f"--max-side {args.max_side}: expected 0 (whole image) or a positive number")
         existing = [str(args.out / n) for n in OUTPUT_NAMES if (args.out / n).exists()]
-        if existing and not args.force:
-            raise UserError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
+        if existing and not args.overwrite:
+            raise UserError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace them")
         record = inspect_checkpoint(args.ckpt, args.out, args.image, args.as_hr, args.max_side or None)
     except UserError as e:
         fail(PROG, str(e))

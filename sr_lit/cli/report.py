@@ -16,10 +16,12 @@ from sr_lit.report.collect import SourceError, collect
 from sr_lit.report.plot import plot_bands, plot_report
 from sr_lit.report.table import Report, band_rows, build_report, csv_rows, markdown
 
+OUTPUT_NAMES = ("report.md", "report.csv", "report.png", "report_bands.png")
+
 
 def write_outputs(report: Report, out: Path, title: str) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"md": out / "report.md", "csv": out / "report.csv", "png": out / "report.png"}
+    paths = {"md": out / "report.md", "csv": out / "report.csv", "png": out / "report.png"}  # OUTPUT_NAMES
     paths["md"].write_text(markdown(report, title))
     rows = csv_rows(report)
     with open(paths["csv"], "w", newline="") as f:
@@ -86,8 +88,19 @@ def main(argv: list[str] | None = None) -> int:
         help="log the table as a wandb.Table (auto: when the jobs logged to W&B)",
     )
     parser.add_argument("--no-cost", action="store_true", help="skip the params/FLOPs computation")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the report files of an earlier sr-report in --out"
+    )
     args = parser.parse_args(argv)
 
+    existing = [str(args.out / name) for name in OUTPUT_NAMES if (args.out / name).exists()]
+    if existing and not args.overwrite:
+        print(
+            f"sr-report: error: {', '.join(existing)} exist(s) already; pass --overwrite to replace them "
+            "or choose another --out",
+            file=sys.stderr,
+        )
+        return 2
     try:
         jobs = collect(args.source, kind=args.kind)
     except SourceError as e:

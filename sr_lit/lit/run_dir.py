@@ -31,6 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sr_lit.errors import EXIT_USER_ERROR, ConfigError
+from sr_lit.lit.loggers import WANDB_ID_FILE
 from sr_lit.utils.launch import launch_rank
 
 __all__ = [
@@ -47,7 +48,6 @@ log = logging.getLogger("sr_lit.train")
 
 LOCK_FILE = "sr-train.lock"
 METRICS_FILE = "metrics.json"
-WANDB_ID_FILE = "wandb_run_id.txt"  # sr_lit.lit.loggers.WANDB_ID_FILE (that module imports Lightning)
 
 
 class RunFolderError(ConfigError):

@@ -148,7 +148,7 @@ def test_sr_inspect_writes_json_and_pngs(tmp_path: Path) -> None:
     rec = json.loads((out / "inspect.json").read_text())
     assert len(rec["mmca"]) == 2 and len(rec["hpf"]) == 1 and rec["image"]["lr_size"] == [48, 48]
     assert (out / "mmca_weights.png").stat().st_size > 0 and (out / "hpf_response.png").stat().st_size > 0
-    with pytest.raises(SystemExit) as e:  # never overwrites without --force
+    with pytest.raises(SystemExit) as e:  # never replaces its files without --overwrite
         main([str(ckpt), "--out", str(out)])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:

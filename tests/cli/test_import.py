@@ -97,11 +97,11 @@ def test_sr_import_reports_detection_and_hash(tmp_path: Path, capsys) -> None:
     assert "EDSR (1 blocks x 256 features, res_scale 0.1) x2" in r.stdout
     assert "assumed: res_scale 0.1" in r.stdout and f"sha256 starts with {digest[:8]}" in r.stdout
     out = tmp_path / "o.safetensors"
-    assert import_main([str(bad), "--out", str(out), "--force", "--res-scale", "1"]) == 0
+    assert import_main([str(bad), "--out", str(out), "--overwrite", "--res-scale", "1"]) == 0
     assert "does NOT match the 0edfb8a3" in capsys.readouterr().err
     assert load_model(out)[1]["backbone"]["res_scale"] == 1.0
     with pytest.raises(SystemExit) as e:
-        import_main([str(good), "--out", str(out), "--force", "--arch", "rcan"])
+        import_main([str(good), "--out", str(out), "--overwrite", "--arch", "rcan"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.strip().count("\n") == 0 and "holds EDSR, not RCAN" in err
 
@@ -111,7 +111,7 @@ def test_sr_import_refuses_bad_outputs(tmp_path: Path, capsys) -> None:
     torch.save(random_published_state(Dims("edsr", 16, 2), 2, "official"), src)
     existing = tmp_path / "exists.safetensors"
     existing.write_bytes(b"keep me")
-    for out, needle in ((tmp_path / "m.pt", "writes .safetensors"), (existing, "--force")):
+    for out, needle in ((tmp_path / "m.pt", "writes .safetensors"), (existing, "--overwrite")):
         with pytest.raises(SystemExit) as e:
             import_main([str(src), "--out", str(out)])
         assert e.value.code == 2 and needle in capsys.readouterr().err

@@ -108,6 +108,13 @@ def test_report_from_offline_wandb_runs(grid: Path, tmp_path: Path) -> None:
 def test_report_logs_wandb_table_offline(grid: Path, tmp_path: Path) -> None:
     assert report_main([str(grid), "--out", str(tmp_path), "--wandb", "on", "--no-cost"]) == 0
     assert list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    # a second report into the same folder replaces nothing unless asked
+    before = (tmp_path / "report.csv").read_bytes()
+    (tmp_path / "report.csv").write_bytes(b"edited by hand")
+    assert report_main([str(grid), "--out", str(tmp_path), "--wandb", "off", "--no-cost"]) == 2
+    assert (tmp_path / "report.csv").read_bytes() == b"edited by hand"
+    assert report_main([str(grid), "--out", str(tmp_path), "--wandb", "off", "--no-cost", "--overwrite"]) == 0
+    assert (tmp_path / "report.csv").read_bytes() == before
 
 
 def test_report_source_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
