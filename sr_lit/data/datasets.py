@@ -90,7 +90,7 @@ class BadImageWarning(UserWarning):
 
 
 # SSIM's Gaussian window (sr_lit.metrics.sr_metrics: 11x11, 'valid' region), which must fit an evaluated HR image
-# once `scale` px are shaved from each border (the SPEC 1.5 protocol)
+# once `scale` px are shaved from each border (the DESIGN 1.5 protocol)
 SSIM_WINDOW = 11
 
 
