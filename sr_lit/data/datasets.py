@@ -7,12 +7,17 @@ one line per file: ``<path>: <reason>``); with ``skip_bad=True`` each bad file i
 (``BadImageWarning``) and skipped, and a count is reported at the end.
 
 Cache modes (``cache``):
-- ``memory`` (default): uint8 HR (mod-cropped) and LR tensors kept in RAM. DataLoader workers get them
-  through fork (copy-on-write, nothing copied) or, with spawn/forkserver, through torch's shared memory.
-  Cost = raw pixels: DIV2K 1-800 at x2 is about 8.6 GB per process (HR 6.9 + LR 1.7).
+- ``memory`` (default): uint8 HR (mod-cropped) and LR of every image in one preallocated buffer of this
+  process, each image decoded straight into its place (``sr_lit.data.slab``: set-up memory = the pixels).
+  DataLoader workers get it through fork (copy-on-write, nothing copied) or, with spawn/forkserver, through
+  torch's shared memory. Cost = raw pixels: DIV2K 1-800 at x2 is about 8.6 GB per process (HR 6.9 + LR 1.7).
+- ``shared``: the same buffer as one file in /dev/shm (RAM; or ``cache_dir``), built once per node by local
+  rank 0 while the other ranks wait, then mapped by every rank and worker: 8.6 GB per node, not per rank.
+  Removed when the run ends. ``auto`` (datamodule only) picks it when a node runs several ranks.
 - ``disk``: the same arrays written once as .npy files under ``cache_dir`` (key = path, mtime, size,
   scale, LR border) and memory-mapped on access; the OS page cache is then shared by every worker and
-  DDP rank of a node, and later runs skip decoding. Writes are atomic (tmp file + rename).
+  DDP rank of a node, and later runs skip decoding. Writes are atomic (tmp file + rename). Under DDP only
+  local rank 0 decodes; the other ranks wait for it and map its files.
 - ``none``: only the check runs at set-up (its outcome memoised per process, keyed by path + mtime +
   size); every access decodes the file again and makes the LR again (slow; for huge sets only).
 
@@ -29,6 +34,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +48,18 @@ from torch.utils.data import Dataset
 
 from sr_lit.data.imresize import make_lr
 from sr_lit.data.io import ImageError, inaccessible_reason, read_image, to_float, to_rgb
+from sr_lit.data.memory import release_freed_heap
 from sr_lit.data.samplers import PAD_INDEX
+from sr_lit.data.slab import Entry as _Entry
+from sr_lit.data.slab import (
+    NodeRole,
+    build_private,
+    build_shared,
+    default_threads,
+    map_slab,
+    once_per_node,
+    view,
+)
 from sr_lit.data.sources import ImagePair, benchmark_pairs, folder_label, folder_pairs, pairs_from_spec
 from sr_lit.data.transforms import item_generator, random_dihedral, random_pair_crop
 from sr_lit.errors import ConfigError, DataError
@@ -60,7 +78,7 @@ __all__ = [
     "eval_min_lr_side",
 ]
 
-CACHE_MODES = ("memory", "disk", "none")
+CACHE_MODES = ("memory", "shared", "disk", "none")
 # Bump when what is stored changes (decoding, make_lr): old .npy files are then simply not found.
 _DISK_CACHE_VERSION = 2  # 2: EXIF orientation applied on read
 
@@ -104,8 +122,8 @@ def normalize_cache(cache: str | bool | None) -> str:
         return "memory"
     if cache is False:
         return "none"
-    if cache not in CACHE_MODES:
-        raise ValueError(f"cache must be one of {CACHE_MODES} (or true/false), got {cache!r}")
+    if cache not in (*CACHE_MODES, "auto"):
+        raise ConfigError(f"data.cache must be one of {', '.join(CACHE_MODES)}, auto, got {cache!r}")
     return cache
 
 
@@ -143,18 +161,6 @@ def _load_pair(pair: ImagePair, scale: int, lr_border: str) -> tuple[torch.Tenso
                 f"(HR {pair.hr_path})",
             )
     return hr[:, : lh * scale, : lw * scale].contiguous(), lr
-
-
-@dataclass
-class _Entry:
-    name: str
-    hr_path: Path
-    lr_hw: tuple[int, int]
-    hr_channels: int
-    hr: torch.Tensor | None = None  # memory mode
-    lr: torch.Tensor | None = None
-    npy: tuple[str, str] | None = None  # disk mode: (hr.npy, lr.npy)
-    lr_path: Path | None = None
 
 
 # Check memo for cache="none": (hr key, lr key, scale, border) -> (lr_hw, channels) or the fault.
@@ -208,9 +214,7 @@ def _check_one(
             _CHECKED[key] = (e.path, e.reason)
         return (e.path, e.reason)
     entry = _Entry(pair.name, Path(pair.hr_path), tuple(lr.shape[-2:]), hr.shape[0], lr_path=pair.lr_path)
-    if mode == "memory":
-        entry.hr, entry.lr = hr, lr
-    elif mode == "disk":
+    if mode == "disk":
         _save_npy_atomic(hr, hr_npy)
         _save_npy_atomic(lr, lr_npy)
         entry.npy = (str(hr_npy), str(lr_npy))
@@ -221,7 +225,11 @@ def _check_one(
 
 @dataclass
 class ImageStore:
-    """Checked images of one set; ``get(i)`` -> (lr uint8 (C,h,w), hr uint8 (C,h*s,w*s))."""
+    """Checked images of one set; ``get(i)`` -> (lr uint8 (C,h,w), hr uint8 (C,h*s,w*s)).
+
+    ``slab``: the memory/shared modes' buffer holding every image (``slab_path``: the file it maps, shared
+    mode); ``seconds`` / ``decoded``: set-up time and images decoded by this process.
+    """
 
     label: str
     scale: int
@@ -229,20 +237,39 @@ class ImageStore:
     mode: str
     entries: list[_Entry]
     n_skipped: int = 0
+    slab: torch.Tensor | None = field(default=None, repr=False)
+    slab_path: str | None = None
+    slab_size: int = 0
+    seconds: float = 0.0
+    decoded: int = 0
     _mmaps: dict = field(default_factory=dict, repr=False)  # per process, opened lazily
 
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of decoded pixels kept (memory/shared modes)."""
+        return sum(
+            int(np.prod(e.hr_at[1])) + int(np.prod(e.lr_at[1]))
+            for e in self.entries
+            if e.hr_at is not None and e.lr_at is not None
+        )
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_mmaps"] = {}  # never pickle memory maps into workers (they would be copied in full)
+        if self.slab_path is not None:
+            state["slab"] = None  # a file: workers map it again (see get)
         return state
 
     def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         e = self.entries[i]
-        if e.hr is not None and e.lr is not None:
-            return e.lr, e.hr
+        if e.hr_at is not None and e.lr_at is not None:
+            if self.slab is None:
+                assert self.slab_path is not None
+                self.slab = map_slab(self.slab_path, self.slab_size)
+            return view(self.slab, e.lr_at), view(self.slab, e.hr_at)
         if e.npy is not None:
             if i not in self._mmaps:
                 # copy-on-write maps: writable arrays for torch.from_numpy, the file is never written
@@ -266,17 +293,40 @@ def build_store(
     threads: int | None = None,
     size_reason: Callable[[int, int], str] | None = None,  # (lr_w, lr_h) -> reason
     too_small: str = "error",
+    node: NodeRole | None = None,
 ) -> ImageStore:
-    """Decode + check every pair once (threaded: Pillow and torch release the GIL)."""
+    """Decode + check every pair once (threaded: Pillow and torch release the GIL).
+
+    ``node``: this process's role when several ranks build the same set (shared and disk modes: only the
+    node's local rank 0 decodes); None = one process.
+    """
     mode = normalize_cache(cache)
+    if mode == "auto":  # the datamodule resolves auto from the trainer; one process on its own: memory
+        mode = "memory"
     if too_small not in ("error", "skip"):
         raise DataConfigError(f"too_small must be 'error' or 'skip', got {too_small!r}")
     cdir = Path(cache_dir) if cache_dir else default_cache_dir() if mode == "disk" else None
     if not pairs:
         raise DataConfigError(f"no images in {label}")
-    n_threads = threads or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        results = list(pool.map(lambda p: _check_one(p, scale, lr_border, mode, cdir), pairs))
+    node = node or NodeRole.single()
+    n_threads = threads or default_threads()
+    t0, slab = time.perf_counter(), None
+    if mode == "memory":
+        slab = build_private(pairs, scale, lr_border, min_lr_size, n_threads)
+    elif mode == "shared":
+        slab = build_shared(pairs, scale, lr_border, min_lr_size, node, cache_dir, n_threads)
+    if slab is not None:
+        results: list = slab.results
+    elif mode == "disk" and not (node.builds and node.barrier is None):
+        # local rank 0 decodes into the cache; the others then find every file there (bad files excepted)
+        assert cdir is not None
+        once_per_node(
+            cdir, f"sr_lit-disk-{node.token}-{socket.gethostname()}", node,
+            lambda: (None, {"done": True}), lambda _: None,
+        )  # fmt: skip
+        results = _check_all(pairs, scale, lr_border, mode, cdir, n_threads)
+    else:
+        results = _check_all(pairs, scale, lr_border, mode, cdir, n_threads)
     entries: list[_Entry] = []
     faults: list[tuple[str, str]] = []
     small: list[str] = []
@@ -313,7 +363,21 @@ def build_store(
     if not entries:
         folders = sorted({str(Path(p.hr_path).parent) for p in pairs})
         raise DataConfigError(f"no usable images left in {label} (folder(s): {', '.join(folders)})")
-    return ImageStore(label, scale, lr_border, mode, entries, n_skipped=len(faults) + len(small))
+    store = ImageStore(label, scale, lr_border, mode, entries, n_skipped=len(faults) + len(small))
+    store.seconds = time.perf_counter() - t0
+    if slab is not None:
+        store.slab, store.slab_path, store.slab_size = slab.data, slab.path, slab.nbytes
+        store.decoded = slab.decoded
+    return store
+
+
+def _check_all(
+    pairs: Sequence[ImagePair], scale: int, lr_border: str, mode: str, cdir: Path | None, n_threads: int
+) -> list:
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        results = list(pool.map(lambda p: _check_one(p, scale, lr_border, mode, cdir), pairs))
+    release_freed_heap()  # the decoders' temporaries (sr_lit.data.memory)
+    return results
 
 
 # ---------------------------------------------------------------------------------------------------

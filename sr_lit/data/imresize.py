@@ -21,7 +21,15 @@ import torch
 
 BORDERS = ("symmetric", "replicate")
 
-__all__ = ["BORDERS", "imresize", "make_lr", "bicubic_upscale", "modcrop", "weight_matrix"]
+__all__ = [
+    "BORDERS",
+    "imresize",
+    "make_lr",
+    "bicubic_upscale",
+    "modcrop",
+    "weight_matrix",
+    "clear_weight_cache",
+]
 
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:
@@ -81,6 +89,16 @@ def weight_matrix(
     """The cached (out_len, in_len) matrix for one dimension (exposed for tests and tiling code)."""
     _check_border(border)
     return _weight_matrix_on(in_len, out_len, float(scale), border, torch.device(device or "cpu"), dtype)
+
+
+def clear_weight_cache() -> None:
+    """Drop the cached weight matrices (dense, up to ~16 MB each for a 2K side; one per image size seen).
+
+    The decode cache calls this after set-up: DIV2K has dozens of distinct sizes, whose matrices would
+    otherwise stay in memory for the whole run.
+    """
+    _weight_matrix_on.cache_clear()
+    _weight_matrix_cpu.cache_clear()
 
 
 def _check_border(border: str) -> None:

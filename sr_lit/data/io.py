@@ -32,6 +32,8 @@ __all__ = [
     "ImageError",
     "inaccessible_reason",
     "read_image",
+    "read_image_into",
+    "probe_image",
     "list_images",
     "to_float",
     "to_rgb",
@@ -94,13 +96,8 @@ def _exif_upright(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
 
 
-def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """Decode an image file fully into a uint8 tensor (C, H, W), C = 1 (grayscale) or 3.
-
-    Raises ``ImageError`` for missing/unreadable files, zero-byte files, non-images, truncated or
-    corrupt data (the whole file is decoded, so a cut-off PNG fails here, not mid-training).
-    """
-    p = Path(path)
+def _check_path(p: Path) -> int:
+    """The file's size; ImageError for a missing, unreadable, empty file or a directory."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone flipped the global: truncated files would pass silently
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must be False for sr_lit")
     try:
@@ -111,10 +108,37 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         raise ImageError(p, "is a directory, not an image file")
     if size == 0:
         raise ImageError(p, "empty file (0 bytes)")
+    return size
+
+
+def _channels(img: Image.Image) -> int:
+    """Channels ``_to_array`` gives for this image (1 or 3), known from the header alone."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "1", "L", "LA") or _png_16bit_gray_alpha(img):
+        return 1
+    if img.mode == "F":
+        raise ValueError("floating-point images (mode F) are not supported")
+    return 3
+
+
+def _upright_size(img: Image.Image) -> tuple[int, int]:
+    """(H, W) as the image displays: EXIF orientations 5-8 swap the sides (see ``_exif_upright``)."""
+    w, h = img.size
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # noqa: BLE001 - as _exif_upright: a broken EXIF block is ignored
+        orientation = 1
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def _decode(p: Path, header_only: bool = False) -> np.ndarray | tuple[int, int, int]:
+    """(H, W) / (H, W, 3) uint8 array of the whole file, or with header_only its (C, H, W) without decoding."""
+    size = _check_path(p)
     try:
         with Image.open(p) as img:
             if img.format == "PNG":
                 img.info["_sr_ihdr"] = _read_png_depth_type(p)
+            if header_only:
+                return (_channels(img), *_upright_size(img))
             img.load()  # full decode: truncated/corrupt data raises here
             arr = _to_array(_exif_upright(img))
     except PermissionError:
@@ -126,16 +150,52 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         raise ImageError(p, f"corrupt or truncated image ({type(e).__name__}: {e})") from None
     except Image.DecompressionBombError as e:
         raise ImageError(p, f"image too large ({e})") from None
-    if arr.ndim == 2:
-        arr = arr[None]
-    else:
-        arr = np.ascontiguousarray(arr.transpose(2, 0, 1))
-    if arr.shape[1] == 0 or arr.shape[2] == 0:
-        raise ImageError(p, f"image has zero size {arr.shape[2]}x{arr.shape[1]}")
-    arr = np.ascontiguousarray(arr)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(p, f"image has zero size {arr.shape[1]}x{arr.shape[0]}")
+    return arr
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """Decode an image file fully into a uint8 tensor (C, H, W), C = 1 (grayscale) or 3.
+
+    Raises ``ImageError`` for missing/unreadable files, zero-byte files, non-images, truncated or
+    corrupt data (the whole file is decoded, so a cut-off PNG fails here, not mid-training).
+    """
+    arr = _decode(Path(path))
+    assert isinstance(arr, np.ndarray)
+    arr = np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
     if not arr.flags.writeable:  # Pillow's buffer may be read-only; torch wants its own memory
         arr = arr.copy()
     return torch.from_numpy(arr)
+
+
+def probe_image(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(C, H, W) that ``read_image`` would return, from the file's header (no pixel decoding).
+
+    A file whose header cannot be read raises the same ``ImageError`` as ``read_image``; a file whose pixel
+    data is broken passes here and fails in ``read_image`` / ``read_image_into``.
+    """
+    shape = _decode(Path(path), header_only=True)
+    assert isinstance(shape, tuple)
+    return shape
+
+
+def read_image_into(path: str | os.PathLike, out: torch.Tensor) -> None:
+    """Decode ``path`` and write its top-left ``out.shape[-2:]`` crop into ``out`` (uint8 (C, h, w)).
+
+    For decode caches that preallocate every image's place: no (C, H, W) tensor is made on the way, only
+    Pillow's buffer and one array of the file's pixels (both freed on return). ``ImageError`` when the file
+    is smaller than ``out`` or has another channel count (it changed since it was probed).
+    """
+    p = Path(path)
+    arr = _decode(p)
+    assert isinstance(arr, np.ndarray)
+    c, h, w = out.shape
+    hwc = arr[:, :, None] if arr.ndim == 2 else arr
+    if hwc.shape[2] != c or hwc.shape[0] < h or hwc.shape[1] < w:
+        got = f"{hwc.shape[2]} channel(s), {hwc.shape[1]}x{hwc.shape[0]}"
+        raise ImageError(p, f"file changed while being read: {got}, expected {c} channel(s), at least {w}x{h}")
+    np.copyto(out.numpy(), hwc[:h, :w].transpose(2, 0, 1))
 
 
 def list_images(folder: str | os.PathLike, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[Path]:
