@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
@@ -27,7 +29,10 @@ from sr_lit.data.datasets import (
     build_eval_datasets,
     normalize_cache,
 )
+from sr_lit.data.memory import status_mb
+from sr_lit.data.packed import LmdbStore, open_lmdb
 from sr_lit.data.samplers import EpochKeyedSampler, UnrepeatedDistributedSampler
+from sr_lit.data.slab import NodeRole
 from sr_lit.data.sources import pairs_from_spec, sample_pairs
 
 log = logging.getLogger(__name__)
@@ -53,8 +58,9 @@ class SRDataModule(pl.LightningDataModule):
     Args (all are ``data.*`` config keys):
         scale: SR factor (2, 3, 4).
         data_dir: folder holding benchmark sets (``<data_dir>/Set5/HR`` ...).
-        train: training source mapping: ``kind`` sample | div2k | folder | benchmark, plus ``root``
-            (folder: a path or list of paths), ``range`` (div2k, e.g. "1-800"), ``sets`` (benchmark).
+        train: training source mapping: ``kind`` sample | div2k | folder | benchmark | lmdb, plus ``root``
+            (folder: a path or list of paths; lmdb: an ``sr-data pack`` or BasicSR .lmdb folder, with
+            ``lr_root`` for BasicSR's LR folder), ``range`` (div2k, e.g. "1-800"), ``sets`` (benchmark).
         patch_size: LR patch side (HR patch = patch_size * scale).
         batch_size: training batch size per process.
         repeat: passes over the training images per epoch (len = n_images * repeat).
@@ -62,7 +68,9 @@ class SRDataModule(pl.LightningDataModule):
         num_workers / val_num_workers: DataLoader workers for training / evaluation loaders.
         pin_memory: None = on when CUDA is available.
         persistent_workers: keep training workers alive between epochs (num_workers > 0).
-        cache: memory | disk | none (see ``sr_lit.data.datasets``); cache_dir for ``disk``.
+        cache: memory | shared | disk | none | auto (see ``sr_lit.data.datasets``): ``auto`` = ``shared`` when
+            the trainer runs several ranks on a node (one decoded copy per node), else ``memory``.
+            cache_dir: ``disk``'s folder, or where ``shared`` puts its file (default /dev/shm).
         lr_border: symmetric (EDSR files) | replicate (RCAN/SelfExSR files), for generated LR.
         use_official_lr: use ``LR_bicubic/X<s>`` files when present (else always generate).
         val_sets / test_sets: benchmark set names under data_dir, or source mappings (with ``name``).
@@ -122,20 +130,57 @@ class SRDataModule(pl.LightningDataModule):
         self.test_sets = list(_plain(test_sets) or self.sets)
         self.val_fallback, self.skip_bad, self.seed = val_fallback, bool(skip_bad), int(seed)
         self.too_small = too_small
+        self._node: NodeRole | None = None
         self.train_set: TrainPatchDataset | None = None
         self.val_datasets: dict[str, EvalDataset] | None = None
+        self.setup_report: dict[str, Any] = {}  # the training set's build: cache, images, MB, seconds
         self.test_datasets: dict[str, EvalDataset] | None = None
 
     # --- set-up --------------------------------------------------------------------------------
 
+    def resolved_cache(self) -> str:
+        """``cache`` with ``auto`` resolved: shared when this node runs several ranks of the trainer."""
+        if self.cache != "auto":
+            return self.cache
+        trainer = getattr(self, "trainer", None)
+        per_node = int(getattr(trainer, "num_devices", 1) or 1) if trainer is not None else 1
+        return "shared" if per_node > 1 and int(getattr(trainer, "world_size", 1)) > 1 else "memory"
+
+    def node_role(self) -> NodeRole:
+        """Local rank 0 builds node-shared caches, the other ranks wait for it (one process: it builds)."""
+        if self._node is None:
+            self._node = NodeRole.single()
+            trainer = getattr(self, "trainer", None)
+            if (
+                trainer is not None
+                and trainer.world_size > 1
+                and dist.is_available()
+                and dist.is_initialized()
+            ):
+                strategy = trainer.strategy
+                token = strategy.broadcast(
+                    uuid.uuid4().hex[:12], src=0
+                )  # names this run's files on every node
+                self._node = NodeRole(
+                    trainer.local_rank == 0, token, lambda: strategy.barrier("sr_lit_cache")
+                )
+        return self._node
+
     def _store_kwargs(self) -> dict:
-        return {"cache": self.cache, "cache_dir": self.cache_dir, "skip_bad": self.skip_bad}
+        cache = self.resolved_cache()
+        node = self.node_role() if cache in ("shared", "disk") else None
+        return {"cache": cache, "cache_dir": self.cache_dir, "skip_bad": self.skip_bad, "node": node}
 
     def build_train(self) -> TrainPatchDataset:
         spec = {"use_official_lr": self.use_official_lr, **self.train_spec}
-        name, pairs = pairs_from_spec(spec, self.data_dir, self.scale)
-        return TrainPatchDataset(
-            pairs,
+        before = status_mb()
+        if spec.get("kind") == "lmdb":
+            source: Any = self._open_lmdb(spec)
+            name = source.label
+        else:
+            name, source = pairs_from_spec(spec, self.data_dir, self.scale)
+        ds = TrainPatchDataset(
+            source,
             self.scale,
             self.patch_size,
             self.repeat,
@@ -147,6 +192,33 @@ class SRDataModule(pl.LightningDataModule):
             too_small=self.too_small,
             **self._store_kwargs(),
         )
+        store, after = ds.store, status_mb()
+        self.setup_report = {
+            "cache": store.mode,
+            "images": len(store),
+            "decoded_images": store.decoded,
+            "decoded_mb": store.nbytes / 2**20,
+            "seconds": store.seconds,
+            "private_mb_added": after.get("RssAnon", 0.0) - before.get("RssAnon", 0.0),
+        }
+        if store.mode in ("memory", "shared"):
+            log.info(
+                "training set %s: %d images, %.0f MB decoded (%s cache; %d decoded by this process) in %.1f s",
+                name, len(store), store.nbytes / 2**20, store.mode, store.decoded, store.seconds,
+            )  # fmt: skip
+        return ds
+
+    def _open_lmdb(self, spec: Mapping) -> LmdbStore:
+        root, p = spec.get("root"), self.patch_size
+        if root is None:
+            raise DataConfigError(
+                "data.train.kind=lmdb needs data.train.root (an sr-data pack or a BasicSR .lmdb folder)"
+            )
+        return open_lmdb(
+            root, self.scale, spec.get("lr_root"), lr_border=self.lr_border, min_lr_size=p, too_small=self.too_small,
+            label=f"training set {spec.get('name', Path(str(root)).name)}",
+            size_reason=lambda w, h: f"image is smaller than the training patch: LR {w}x{h} < patch_size {p}",
+        )  # fmt: skip
 
     def _available(self, entry: str | Mapping) -> bool:
         if isinstance(entry, Mapping):

@@ -58,6 +58,7 @@ from sr_lit.data.slab import (
     default_threads,
     map_slab,
     once_per_node,
+    set_digest,
     view,
 )
 from sr_lit.data.sources import ImagePair, benchmark_pairs, folder_label, folder_pairs, pairs_from_spec
@@ -321,7 +322,7 @@ def build_store(
         # local rank 0 decodes into the cache; the others then find every file there (bad files excepted)
         assert cdir is not None
         once_per_node(
-            cdir, f"sr_lit-disk-{node.token}-{socket.gethostname()}", node,
+            cdir, f"sr_lit-disk-{set_digest(pairs, scale, lr_border)}-{node.token}-{socket.gethostname()}", node,
             lambda: (None, {"done": True}), lambda _: None,
         )  # fmt: skip
         results = _check_all(pairs, scale, lr_border, mode, cdir, n_threads)
@@ -406,6 +407,7 @@ class TrainPatchDataset(Dataset):
         seed: int | None = 0,
         label: str = "training set",
         too_small: str = "error",
+        node: NodeRole | None = None,
     ) -> None:
         if patch_size < 1 or repeat < 1:
             raise DataConfigError(f"patch_size and repeat must be >= 1, got {patch_size}, {repeat}")
@@ -414,11 +416,11 @@ class TrainPatchDataset(Dataset):
         hp = self.patch_size * self.scale
         self.store = (
             pairs
-            if isinstance(pairs, ImageStore)
+            if hasattr(pairs, "get")  # an ImageStore, or another store with its interface (LmdbStore)
             else build_store(
                 list(pairs), self.scale, label=label, lr_border=lr_border, min_lr_size=self.patch_size,
                 cache=cache, cache_dir=cache_dir, skip_bad=skip_bad,
-                too_small=too_small,
+                too_small=too_small, node=node,
                 size_reason=lambda w, h: (
                     f"image is smaller than the training patch: LR {w}x{h} < patch_size {self.patch_size} "
                     f"(the HR needs at least {hp}x{hp} pixels at scale {self.scale})"
@@ -458,6 +460,7 @@ class EvalDataset(Dataset):
         skip_bad: bool = False,
         label: str = "evaluation set",
         min_lr_size: int | None = None,
+        node: NodeRole | None = None,
     ) -> None:
         """``min_lr_size``: the model's smallest LR side (e.g. its reflect padding); the metric's own minimum
         (``eval_min_lr_side``) always applies. Smaller images are bad files, reported at set-up by name
@@ -471,7 +474,7 @@ class EvalDataset(Dataset):
             if isinstance(pairs, ImageStore)
             else build_store(
                 list(pairs), self.scale, label=label, lr_border=lr_border, min_lr_size=m,
-                cache=cache, cache_dir=cache_dir, skip_bad=skip_bad,
+                cache=cache, cache_dir=cache_dir, skip_bad=skip_bad, node=node,
                 size_reason=lambda w, h: (
                     f"image too small to evaluate at x{s}: LR {w}x{h} (HR {w * s}x{h * s}); the LR needs at "
                     f"least {m}x{m} pixels (HR {m * s}x{m * s}: SSIM's 11x11 window after shaving {s} px per "
@@ -511,6 +514,7 @@ def build_eval_datasets(
     skip_bad: bool = False,
     use_official_lr: bool = True,
     min_lr_size: int | None = None,
+    node: NodeRole | None = None,
 ) -> dict[str, EvalDataset]:
     """Evaluation datasets by name, in the order given.
 
@@ -537,6 +541,7 @@ def build_eval_datasets(
             skip_bad=skip_bad,
             label=f"{name} ({where})",
             min_lr_size=min_lr_size,
+            node=node,
         )
 
     if kind == "folder":

@@ -25,6 +25,7 @@ __all__ = [
     "BORDERS",
     "imresize",
     "make_lr",
+    "make_lr_into",
     "bicubic_upscale",
     "modcrop",
     "weight_matrix",
@@ -211,6 +212,39 @@ def make_lr(hr_uint8: torch.Tensor, scale: int, border: str = "symmetric") -> to
         return hr.clone()
     lr = imresize(hr.to(torch.float64), scale=1.0 / s, border=border, quantize=True)
     return lr.to(torch.uint8)
+
+
+def make_lr_into(
+    hr_uint8: torch.Tensor, out: torch.Tensor, scale: int, border: str = "symmetric", strip: int = 512
+) -> None:
+    """``out[...] = make_lr(hr_uint8, scale, border)`` for a (C, H, W) image, in bounded memory.
+
+    Same passes, same result: each pass is a matmul whose reduction dimension (the input side) is kept whole; only
+    the other dimension is cut into strips of ``strip`` columns (height pass) or rows (width pass), and a pass's
+    rounded output is exactly an integer in [0, 255], so it is kept as uint8 between the passes. Temporaries:
+    a few MB per strip instead of the float64 copies of the whole image (~80 MB for a 2K image).
+    """
+    if hr_uint8.dtype != torch.uint8 or out.dtype != torch.uint8:
+        raise ValueError("make_lr_into works on uint8 tensors")
+    s = _check_int_scale(scale)
+    _check_border(border)
+    hr = modcrop(hr_uint8, s)
+    c, h, w = hr.shape
+    oh, ow = h // s, w // s
+    if tuple(out.shape) != (c, oh, ow):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(c, oh, ow)}")
+    if s == 1:
+        out.copy_(hr)
+        return
+    mid = torch.empty(c, oh, w, dtype=torch.uint8)
+    wh = _weight_matrix_on(h, oh, 1.0 / s, border, torch.device("cpu"), torch.float64)
+    for x0 in range(0, w, strip):
+        cols = hr[:, :, x0 : x0 + strip].to(torch.float64)
+        mid[:, :, x0 : x0 + strip] = _round_clamp(torch.matmul(wh, cols)).to(torch.uint8)
+    ww = _weight_matrix_on(w, ow, 1.0 / s, border, torch.device("cpu"), torch.float64)
+    for y0 in range(0, oh, strip):
+        rows = mid[:, y0 : y0 + strip].to(torch.float64)
+        out[:, y0 : y0 + strip] = _round_clamp(torch.matmul(rows, ww.T)).to(torch.uint8)
 
 
 def bicubic_upscale(lr: torch.Tensor, scale: int, border: str = "symmetric") -> torch.Tensor:

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from sr_lit.data.imresize import clear_weight_cache, make_lr
+from sr_lit.data.imresize import clear_weight_cache, make_lr_into
 from sr_lit.data.io import ImageError, probe_image, read_image_into
 from sr_lit.data.memory import release_freed_heap
 from sr_lit.data.sources import ImagePair
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 _SLAB_VERSION = 1
-_PREFIX = "sr_lit-slab-"
+_PREFIX = "sr_lit-"  # every file once_per_node makes starts with it (stale-file clean-up)
 Shape = tuple[int, int, int]
 
 
@@ -180,9 +180,7 @@ def _decode_into(slab: torch.Tensor, e: Entry, scale: int, lr_border: str) -> tu
         if e.lr_path is not None:
             read_image_into(e.lr_path, lr)
         else:
-            # one channel at a time: a third of the float64 temporaries of make_lr on the whole image, same result
-            for c in range(hr.shape[0]):
-                lr[c : c + 1] = make_lr(hr[c : c + 1], scale, border=lr_border)
+            make_lr_into(hr, lr, scale, lr_border)  # make_lr's result in strips: bounded temporaries
     except ImageError as ex:
         return (ex.path, ex.reason)
     _DECODED[0] += 1
@@ -293,7 +291,7 @@ def build_shared(
 ) -> Slab:
     """``data.cache=shared``: one file per node, built by the node's local rank 0, mapped by every rank."""
     directory = shared_dir(cache_dir)
-    name = f"{_PREFIX}{set_digest(pairs, scale, lr_border, min_lr_size)}-{role.token}-{socket.gethostname()}"
+    name = f"{_PREFIX}slab-{set_digest(pairs, scale, lr_border, min_lr_size)}-{role.token}-{socket.gethostname()}"
     slab_path = directory / f"{name}.slab"
     t0, n0 = time.perf_counter(), decode_count()
 
@@ -459,6 +457,13 @@ def once_per_node(
             owner = json.loads(marker.read_text())
         except (OSError, ValueError):
             owner = None
+        if manifest_path.is_file():  # written (then the marker removed) between the two looks
+            break
+        if owner is None and role.barrier is not None:
+            # the builder wrote its marker before the barrier; both gone: it has exited (and cleaned up)
+            raise DataError(
+                f"the process building the decode cache {directory / name} ended before it was done"
+            )
         if owner is not None and not _alive(owner):
             raise DataError(
                 f"the process building the decode cache {directory / name} (pid {owner['pid']}) ended"
