@@ -64,6 +64,11 @@ def _open_env(path: Path):
     key = os.path.realpath(path)
     hit = _ENVS.get(key)
     if hit is None or hit[0] != os.getpid():  # never reuse an env across a fork
+        if hit is not None:
+            # inherited through fork (a DataLoader worker): close this process's copy of it, then open anew (the
+            # binding refuses a second open of one path per process); read-only and lock-free, so the parent's
+            # environment is not affected
+            hit[1].close()
         env = _lmdb().open(
             key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=4096, subdir=True
         )
