@@ -121,7 +121,7 @@ def run(quick: bool = False, context: Result | None = None, **_: Any) -> Result:
         res = measure(
             "sample", (0, 1), batch=4, patch=16, batches=4, reps=1, backbone="edsr_tiny", overrides=one_photo
         )
-        res.update(source_rates(n_images=1, items=4, reps=1, size=(200, 300)))
+        res.update(source_rates(n_images=1, items=4, reps=1, size=(200, 300), shapes=((8, 2), (8, 4))))
     else:
         res = measure(data, model_patches_per_s=context.get("framework_model_patches_per_s_edsr_baseline"))
         res.update(source_rates())
@@ -220,7 +220,7 @@ def source_rates(
         t0 = time.perf_counter()
         pack(root, work / "pack.lmdb", scales=(2, 4), index_range=f"1-{n_images}")
         out["loader_pack_s_per_100_div2k"] = (time.perf_counter() - t0) / n_images * 100
-        _basicsr_sub_images(root, work, n_images)
+        _basicsr_sub_images(root, work, n_images, crop=min(480, min(size) // 4 * 4))  # BasicSR's 480
         has_litdata = True
         try:
             from litdata import optimize
@@ -248,7 +248,7 @@ def source_rates(
             return lambda: _LitdataStore(work / "litdata", scale)
 
         names = ["memory", "lmdb_pack", "lmdb_basicsr_png"] + (["litdata"] if has_litdata else [])
-        for patch, scale in SOURCE_SHAPES:
+        for patch, scale in shapes:
             datasets = {}
             for name in names:
                 t0 = time.perf_counter()

@@ -15,6 +15,16 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "hpf_extra_memory_ratio_vs_unfold": ("<=", 1 / 3, "HPF k=3 memory saved for backward: shift / unfold"),
     "tiled_2k_peak_rss_mb_edsr_baseline": ("<=", 2048.0, "sr-upscale 2K x2 tiled, peak RSS (MB)"),
     "tiled_2k_peak_rss_mb_rcan": ("<=", 2048.0, "sr-upscale 2K x2 tiled, full RCAN, peak RSS (MB)"),
+    "cache_rss_per_decoded_byte": (
+        "<=",
+        1.5,
+        "sr-train peak RSS, 40 DIV2K-sized x2 - tiny data, per decoded byte",
+    ),
+    "shared_reader_private_per_decoded_byte": (
+        "<=",
+        0.1,
+        "data.cache=shared: 2nd rank's private memory / decoded",
+    ),
 }
 
 INFO: dict[str, str] = {
@@ -43,6 +53,15 @@ INFO: dict[str, str] = {
     "tiled_2k_rcan_model_mp_per_s": "full RCAN tiled, HR MP/s (start-up excluded)",
     "threads_edsr_tiny_b4_p16_passive_2t_speedup_vs_default_2t": "tiny steps: OMP passive / default, 2 threads",
     "threads_edsr_baseline_b4_p48_passive_2t_speedup_vs_default_2t": "edsr_baseline: OMP passive / default",
+    "setup_s_per_100_div2k_official_lr": "memory cache set-up, s per 100 DIV2K-sized images (official LR)",
+    "setup_s_per_100_div2k_made_lr": "same, LR made with MATLAB bicubic",
+    "shared_reader_decoded_images": "data.cache=shared: images the 2nd rank decoded",
+    "loader_patches_per_s_per_worker_memory_48px_x2": "one worker, memory cache, 48 px x2 (DIV2K-sized)",
+    "loader_patches_per_s_per_worker_lmdb_pack_48px_x2": "one worker, sr-data pack (LMDB raw), 48 px x2",
+    "loader_patches_per_s_per_worker_lmdb_basicsr_png_48px_x2": "one worker, BasicSR LMDB (PNG subs), 48 px x2",
+    "loader_patches_per_s_per_worker_memory_96px_x4": "one worker, memory cache, 96 px x4",
+    "loader_patches_per_s_per_worker_lmdb_pack_96px_x4": "one worker, sr-data pack, 96 px x4",
+    "loader_patches_per_s_per_worker_lmdb_basicsr_png_96px_x4": "one worker, BasicSR LMDB, 96 px x4",
     "load_avg_1m_start": "load average at start (2 cores)",
     "load_avg_1m_end": "load average at end",
 }
