@@ -203,9 +203,26 @@ def _basicsr_sub_images(root: Path, out: Path, n: int, crop: int = 480) -> None:
 
 
 def source_rates(
-    n_images: int = 8, items: int = 64, reps: int = 3, size: tuple[int, int] = (1356, 2040)
+    n_images: int = 8,
+    items: int = 64,
+    reps: int = 3,
+    size: tuple[int, int] = (1356, 2040),
+    shapes: tuple[tuple[int, int], ...] = SOURCE_SHAPES,
 ) -> Result:
     """Patches/s of one process (= one DataLoader worker) from each source, interleaved, with start-up times."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what a DataLoader worker runs with (torch's worker loop sets it)
+    try:
+        return _source_rates(n_images, items, reps, size, shapes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _source_rates(
+    n_images: int, items: int, reps: int, size: tuple[int, int], shapes: tuple[tuple[int, int], ...]
+) -> Result:
     import random
 
     from sr_lit.bench.datacache import write_div2k_like
