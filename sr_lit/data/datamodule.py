@@ -138,6 +138,11 @@ class SRDataModule(pl.LightningDataModule):
 
     # --- set-up --------------------------------------------------------------------------------
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_node"] = None  # holds the strategy's barrier: rebuilt in each process (ddp_spawn pickles us)
+        return state
+
     def resolved_cache(self) -> str:
         """``cache`` with ``auto`` resolved: shared when this node runs several ranks of the trainer."""
         if self.cache != "auto":
