@@ -138,3 +138,22 @@ def test_sr_data_pack_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert bad.value.code == 2 and f"{src / 'cut.png'}: corrupt or truncated" in err
     assert not list(tmp_path.glob("q.lmdb*"))  # nothing half-written left
+
+
+def test_div2k_config_trains_from_a_pack(tmp_path: Path) -> None:
+    """The README's command line: data=div2k with data.train.kind=lmdb and the pack as root."""
+    import hydra.utils
+
+    from tests.conftest import compose
+
+    pack(_folder(tmp_path / "imgs"), tmp_path / "p.lmdb", scales=(2,))
+    cfg = compose(
+        "train",
+        ["data=div2k", "data.train.kind=lmdb", f"data.train.root={tmp_path / 'p.lmdb'}", "data.patch_size=16",
+         "data.batch_size=2", "data.val_sets=[]", "data.num_workers=0"],
+        tmp_path / "run",
+    )  # fmt: skip
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.setup("fit")
+    assert dm.train_set.store.mode == "lmdb" and len(dm.train_set.store) == 4
+    assert next(iter(dm.train_dataloader()))["hr"].shape == (2, 3, 32, 32)
