@@ -221,8 +221,8 @@ def make_lr_into(
 
     Same passes, same result: each pass is a matmul whose reduction dimension (the input side) is kept whole; only
     the other dimension is cut into strips of ``strip`` columns (height pass) or rows (width pass), and a pass's
-    rounded output is exactly an integer in [0, 255], so it is kept as uint8 between the passes. Temporaries:
-    a few MB per strip instead of the float64 copies of the whole image (~80 MB for a 2K image).
+    rounded output is exactly an integer in [0, 255], so it is kept as uint8 between the passes; channels one at a
+    time. Temporaries: ~20 MB for a 2K image instead of ~130 MB (float64 copies of the whole image).
     """
     if hr_uint8.dtype != torch.uint8 or out.dtype != torch.uint8:
         raise ValueError("make_lr_into works on uint8 tensors")
@@ -236,15 +236,16 @@ def make_lr_into(
     if s == 1:
         out.copy_(hr)
         return
-    mid = torch.empty(c, oh, w, dtype=torch.uint8)
+    mid = torch.empty(oh, w, dtype=torch.uint8)
     wh = _weight_matrix_on(h, oh, 1.0 / s, border, torch.device("cpu"), torch.float64)
-    for x0 in range(0, w, strip):
-        cols = hr[:, :, x0 : x0 + strip].to(torch.float64)
-        mid[:, :, x0 : x0 + strip] = _round_clamp(torch.matmul(wh, cols)).to(torch.uint8)
     ww = _weight_matrix_on(w, ow, 1.0 / s, border, torch.device("cpu"), torch.float64)
-    for y0 in range(0, oh, strip):
-        rows = mid[:, y0 : y0 + strip].to(torch.float64)
-        out[:, y0 : y0 + strip] = _round_clamp(torch.matmul(rows, ww.T)).to(torch.uint8)
+    for ch in range(c):  # one channel at a time (channels are independent in both passes)
+        for x0 in range(0, w, strip):
+            cols = hr[ch, :, x0 : x0 + strip].to(torch.float64)
+            mid[:, x0 : x0 + strip] = _round_clamp(torch.matmul(wh, cols)).to(torch.uint8)
+        for y0 in range(0, oh, strip):
+            rows = mid[y0 : y0 + strip].to(torch.float64)
+            out[ch, y0 : y0 + strip] = _round_clamp(torch.matmul(rows, ww.T)).to(torch.uint8)
 
 
 def bicubic_upscale(lr: torch.Tensor, scale: int, border: str = "symmetric") -> torch.Tensor:
