@@ -11,6 +11,7 @@ import pytest
 from sr_lit.bench import datacache
 
 
+@pytest.mark.slow  # two fresh processes; the protocol itself is tested in tests/data/test_cache_scale.py
 def test_shared_pair_and_setup_time(tmp_path: Path) -> None:
     root = datacache.write_div2k_like(tmp_path / "DIV2K", 2, size=(100, 120), lr_scales=(2,))
     seconds, mb = datacache.setup_seconds(root, 2, official_lr=False)

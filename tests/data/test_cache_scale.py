@@ -75,13 +75,13 @@ def test_too_small_images_take_no_room(tmp_path: Path) -> None:
 
 def test_make_lr_into_equals_make_lr() -> None:
     g = torch.Generator().manual_seed(0)
-    for i, (c, h, w) in enumerate([(3, 203, 517), (1, 97, 64), (3, 64, 1100)]):
+    for i, (c, h, w) in enumerate([(3, 131, 301), (1, 97, 64)]):
         hr = torch.randint(0, 256, (c, h, w), dtype=torch.uint8, generator=g)
         for s in (2, 3, 4):
             for border in ("symmetric", "replicate"):
                 ref = make_lr(hr, s, border)
                 out = torch.empty_like(ref)
-                make_lr_into(hr, out, s, border, strip=37 + i)  # strips that do not divide the image
+                make_lr_into(hr, out, s, border, strip=57 + i)  # strips that do not divide the image
                 assert torch.equal(out, ref), (c, h, w, s, border)
 
 
