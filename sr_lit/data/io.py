@@ -194,7 +194,9 @@ def read_image_into(path: str | os.PathLike, out: torch.Tensor) -> None:
     hwc = arr[:, :, None] if arr.ndim == 2 else arr
     if hwc.shape[2] != c or hwc.shape[0] < h or hwc.shape[1] < w:
         got = f"{hwc.shape[2]} channel(s), {hwc.shape[1]}x{hwc.shape[0]}"
-        raise ImageError(p, f"file changed while being read: {got}, expected {c} channel(s), at least {w}x{h}")
+        raise ImageError(
+            p, f"file changed while being read: {got}, expected {c} channel(s), at least {w}x{h}"
+        )
     np.copyto(out.numpy(), hwc[:h, :w].transpose(2, 0, 1))
 
 
