@@ -193,3 +193,17 @@ def test_setup_report_of_the_datamodule(tmp_path: Path) -> None:
     assert rep["cache"] == "memory" and rep["images"] == 4 and rep["decoded_images"] == 4
     assert rep["decoded_mb"] == pytest.approx(dm.train_set.store.nbytes / 2**20)
     assert np.isfinite(rep["seconds"]) and np.isfinite(rep["private_mb_added"])
+
+
+@pytest.mark.data
+def test_memory_cache_makes_the_official_lr_files() -> None:
+    """The LR the memory cache makes (make_lr_into, in strips, per channel) is bit-exact with EDSR's files."""
+    from sr_lit.data.sources import benchmark_pairs
+    from tests._shared import require_shared_data
+
+    base = require_shared_data("Set5").parent
+    for s in (2, 3, 4):
+        made = build_store(benchmark_pairs(base, "Set5", s, use_official_lr=False), s, label="made")
+        official = build_store(benchmark_pairs(base, "Set5", s), s, label="official")
+        for i in range(len(made)):
+            assert torch.equal(made.get(i)[0], official.get(i)[0]), (s, made.entries[i].name)
