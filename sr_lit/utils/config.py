@@ -11,8 +11,9 @@ CONFIG_DIR = REPO_ROOT / "configs"
 
 
 def config_options(group: str) -> tuple[str, ...]:
-    """The options of a config group: the names of configs/<group>/*.yaml, sorted."""
-    return tuple(sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")))
+    """The options of a config group: the names of configs/<group>/*.yaml, sorted; `_`-prefixed files (shared
+    bases such as configs/data/_base.yaml) are not options."""
+    return tuple(sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_")))
 
 
 def register_resolvers() -> None:
