@@ -7,10 +7,11 @@ torch): every key, whatever the warm-up, so a typo never surfaces at the step wh
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sr_lit.errors import ConfigError
+from sr_lit.utils.values import is_int, is_list, is_number
 
 if TYPE_CHECKING:
     from torch.optim import Optimizer
@@ -18,18 +19,6 @@ if TYPE_CHECKING:
 
 SCHEDULES = ("step", "multistep", "cosine", "constant")
 _KEY = "module.scheduler"
-
-
-def _is_list(v: Any) -> bool:  # a list, tuple or OmegaConf ListConfig
-    return isinstance(v, Sequence) and not isinstance(v, str | bytes)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def check_scheduler(
@@ -44,19 +33,19 @@ def check_scheduler(
     if name not in SCHEDULES:
         raise ConfigError(f"{key}.name={name}: not a schedule; one of {', '.join(SCHEDULES)} or none")
     warmup = cfg.get("warmup_steps", 0)
-    if warmup is not None and not (_is_int(warmup) and warmup >= 0):
+    if warmup is not None and not (is_int(warmup) and warmup >= 0):
         raise ConfigError(f"{key}.warmup_steps={warmup}: must be an integer >= 0")
     gamma = cfg.get("gamma", 0.5)
-    if not (_is_number(gamma) and gamma > 0):
+    if not (is_number(gamma) and gamma > 0):
         raise ConfigError(f"{key}.gamma={gamma}: must be a number > 0 (the decay factor)")
     step_size = cfg.get("step_size", 200000)
-    if not (_is_int(step_size) and step_size >= 1):
+    if not (is_int(step_size) and step_size >= 1):
         raise ConfigError(f"{key}.step_size={step_size}: must be an integer >= 1 (optimizer steps)")
     milestones = cfg.get("milestones", [])
-    if not _is_list(milestones) or not all(_is_int(m) and m >= 0 for m in milestones):
+    if not is_list(milestones) or not all(is_int(m) and m >= 0 for m in milestones):
         raise ConfigError(f"{key}.milestones={milestones}: must be a list of integers >= 0 (optimizer steps)")
     min_lr = cfg.get("min_lr", 0.0)
-    if not (_is_number(min_lr) and min_lr >= 0):
+    if not (is_number(min_lr) and min_lr >= 0):
         raise ConfigError(f"{key}.min_lr={min_lr}: must be a number >= 0")
     if name == "cosine":
         if not total_steps or total_steps <= 0:
