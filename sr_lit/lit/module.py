@@ -22,6 +22,7 @@ from sr_lit.lit.guard import LossGuard
 from sr_lit.lit.options import check_optimizer
 from sr_lit.lit.schedules import build_scheduler
 from sr_lit.metrics.sr_metrics import SRMetrics
+from sr_lit.models.blocks.precision import native_bf16
 from sr_lit.models.registry import build_model
 
 # Our epoch-level validation values are already global (torchmetrics sums per-image states over ranks), so
@@ -69,6 +70,7 @@ class SRModule(pl.LightningModule):
         log_images: int = 4,
         loss_scale: float | None = None,
         val_bands: int = 0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         model_spec = _plain(model_spec)
@@ -87,9 +89,13 @@ class SRModule(pl.LightningModule):
                 "log_images": log_images,
                 "loss_scale": loss_scale,
                 "val_bands": val_bands,
+                "channels_last": bool(channels_last),
             }
         )
         self.net: nn.Module = build_model(**model_spec)
+        # NHWC activations and weights: oneDNN's convolutions skip their layout reorders (bench: `precision`)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net = self.net.to(memory_format=self.memory_format)
         self.scale = int(model_spec["scale"])
         self.loss_fn = LOSSES[loss]
         # the paper's L1 is computed on [0, rgb_range] pixels; our tensors are [0, 1]
@@ -121,13 +127,26 @@ class SRModule(pl.LightningModule):
                 from sr_lit.analysis.band_metric import BandPSNR
 
                 self.val_band_metrics = nn.ModuleList([BandPSNR(self.scale, self.val_bands) for _ in names])
+        if stage == "fit":
+            self._warn_emulated_bf16()
+
+    def _warn_emulated_bf16(self) -> None:
+        precision = str(getattr(self.trainer, "precision", ""))
+        if precision.startswith("bf16") and not native_bf16(self.device):
+            rank_zero_warn(
+                f"trainer.precision={precision} on a {self.device.type.upper()} without native bf16 arithmetic "
+                "(x86 needs AVX-512 BF16 or AMX): PyTorch falls back to slow reference convolutions, several "
+                "times slower than trainer.precision=32-true here (bench/README.md, `precision`)"
+            )
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        return self.net(lr)
+        return self.net(lr.contiguous(memory_format=self.memory_format))
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        sr = self.net(batch["lr"])
+        # under trainer.precision=bf16-mixed this runs in autocast: the network's units keep their reductions and
+        # its output conv in fp32 (sr_lit.models.blocks.precision); the loss is computed on that fp32 output
+        sr = self(batch["lr"])
         loss = self.loss_fn(sr * self.loss_scale, batch["hr"] * self.loss_scale)
         # decided here, acted on in optimizer_step (synchronised across ranks there); or-ed over the micro-batches
         # of gradient accumulation, whose gradients all reach that one step
@@ -204,7 +223,7 @@ class SRModule(pl.LightningModule):
         # moves PSNR by hundredths of a dB at ~35-45 dB (bench/GPU.md). Validate in the weights' own precision,
         # as sr-eval and metrics.json do; validation is a small share of a run.
         with torch.autocast(device_type=lr.device.type, enabled=False):
-            sr = self.net(lr.to(next(self.net.parameters()).dtype)).float().clamp_(0, 1)
+            sr = self(lr.to(next(self.net.parameters()).dtype)).float().clamp_(0, 1)
         self.val_metrics[dataloader_idx].update(sr, hr)
         if self.val_bands:
             self.val_band_metrics[dataloader_idx].update(sr, hr)

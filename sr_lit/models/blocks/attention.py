@@ -2,6 +2,11 @@
 
 All units map x (N, C, H, W) to x * a with a (N, C, 1, 1) in (0, 1). FCA and MMCA pool adaptively to
 pool_size x pool_size and are therefore global operations (tiling can never be exact for them).
+
+Under autocast (sr_lit.models.blocks.precision) CA, FCA and MMCA pool the features in their own dtype (bf16; the pooling
+accumulates in fp32 inside), then compute the DCT projection, the MLP and the gate from those N x C x s*s numbers in
+the parameters' dtype (fp32 under mixed precision): a DCT coefficient is a signed sum of 49 values in which the
+high frequencies cancel, and the gate scales every feature. Only the final x * a runs in the features' dtype.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from torch import nn
 from sr_lit.errors import ConfigError
 from sr_lit.models.blocks.common import check_choice, check_int, check_options, constructor_options
 from sr_lit.models.blocks.dct import FreqSpec, dct_bases, freq_indices
+from sr_lit.models.blocks.precision import autocast_off
 from sr_lit.models.registry import ATTENTION, register_attention
 
 AGGREGATIONS = ("learned", "mean")
@@ -48,7 +54,10 @@ class ChannelAttention(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(self.avg_pool(x))
+        pooled = self.avg_pool(x)
+        with autocast_off(x):  # small tensors, in the parameters' dtype (module docstring)
+            gate = self.conv_du(pooled.to(self.conv_du[0].weight.dtype))
+        return x * gate.to(x.dtype)
 
 
 @register_attention("fca")
@@ -82,8 +91,11 @@ class FcaAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = F.adaptive_avg_pool2d(x, self.pool_size)
-        spectrum = (pooled * self.dct_filter).sum(dim=(2, 3))  # (N, C)
-        return x * self.fc(spectrum)[:, :, None, None]
+        with autocast_off(x):  # small tensors, in the parameters' dtype (module docstring)
+            pooled = pooled.to(self.dct_filter.dtype)
+            spectrum = (pooled * self.dct_filter).sum(dim=(2, 3))  # (N, C)
+            gate = self.fc(spectrum)[:, :, None, None]
+        return x * gate.to(x.dtype)
 
 
 @register_attention("mmca")
@@ -125,13 +137,15 @@ class MMCAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = F.adaptive_avg_pool2d(x, self.pool_size).flatten(2)  # (N, C, s*s)
-        coeffs = pooled @ self.dct_bases.t()  # (N, C, K)
-        attn = self.mlp(coeffs.unsqueeze(-1)).squeeze(-1)  # (N, C, K)
-        if self.freq_logits is not None:
-            logits = attn @ torch.softmax(self.freq_logits, dim=0)
-        else:
-            logits = attn.mean(dim=-1)
-        return x * torch.sigmoid(logits)[:, :, None, None]
+        with autocast_off(x):  # small tensors, in the parameters' dtype (module docstring)
+            coeffs = pooled.to(self.dct_bases.dtype) @ self.dct_bases.t()  # (N, C, K)
+            attn = self.mlp(coeffs.unsqueeze(-1)).squeeze(-1)  # (N, C, K)
+            if self.freq_logits is not None:
+                logits = attn @ torch.softmax(self.freq_logits, dim=0)
+            else:
+                logits = attn.mean(dim=-1)
+            gate = torch.sigmoid(logits)[:, :, None, None]
+        return x * gate.to(x.dtype)
 
 
 def build_attention(cfg: Mapping[str, Any] | None, channels: int) -> nn.Module | None:

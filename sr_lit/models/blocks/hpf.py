@@ -22,6 +22,7 @@ from torch.autograd.function import once_differentiable
 
 from sr_lit.errors import ConfigError
 from sr_lit.models.blocks.common import check_choice, check_int, check_options, constructor_options
+from sr_lit.models.blocks.precision import reflect_pad
 from sr_lit.models.registry import HPF, register_hpf
 
 SOFTMAX_MODES = ("group", "joint")
@@ -38,8 +39,13 @@ def _check_filter_args(x: torch.Tensor, weights: torch.Tensor, kernel_size: int,
         )
 
 
+def _padded(x: torch.Tensor, kernel_size: int, padded: torch.Tensor | None) -> torch.Tensor:
+    """x reflect-padded by k // 2 in x's dtype (see precision.reflect_pad), or the caller's copy of it."""
+    return reflect_pad(x, kernel_size // 2) if padded is None else padded
+
+
 def dynamic_lowpass_unfold(
-    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
+    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int, padded: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Reference: F.unfold the reflect-padded x (materialises k*k copies) and weight-sum the taps.
 
@@ -48,14 +54,13 @@ def dynamic_lowpass_unfold(
     _check_filter_args(x, weights, kernel_size, groups)
     n, c, h, w = x.shape
     taps = kernel_size * kernel_size
-    pad = kernel_size // 2
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    patches = F.unfold(padded, kernel_size).view(n, groups, c // groups, taps, h, w)
+    patches = F.unfold(_padded(x, kernel_size, padded), kernel_size).view(n, groups, c // groups, taps, h, w)
+    weights = weights.to(patches.dtype)
     return (patches * weights.reshape(n, groups, 1, taps, h, w)).sum(dim=3).view(n, c, h, w)
 
 
 def dynamic_highpass_unfold(
-    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
+    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int, padded: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Reference high-pass: sum over taps of w_t * (x - x_t), on F.unfold's k*k copies of the reflect-padded x.
 
@@ -65,22 +70,25 @@ def dynamic_highpass_unfold(
     _check_filter_args(x, weights, kernel_size, groups)
     n, c, h, w = x.shape
     taps = kernel_size * kernel_size
-    pad = kernel_size // 2
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    patches = F.unfold(padded, kernel_size).view(n, groups, c // groups, taps, h, w)
+    patches = F.unfold(_padded(x, kernel_size, padded), kernel_size).view(n, groups, c // groups, taps, h, w)
     centre = x.view(n, groups, c // groups, 1, h, w)
+    weights = weights.to(patches.dtype)
     return ((centre - patches) * weights.reshape(n, groups, 1, taps, h, w)).sum(dim=3).view(n, c, h, w)
 
 
 def _shift_operands(
-    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
+    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int, padded: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(reflect-padded x as (N, G, C/G, H+2p, W+2p), weights as (N, G, k*k, 1, H, W)): the shift path's inputs."""
+    """(reflect-padded x as (N, G, C/G, H+2p, W+2p), weights as (N, G, k*k, 1, H, W)): the shift path's inputs.
+
+    Both in x's dtype: under autocast the kernels may come out of their softmax in fp32 (CUDA runs softmax in fp32)
+    while the features are bf16; the filter is elementwise work on feature-sized tensors, done in the features'
+    dtype (sr_lit.models.blocks.precision).
+    """
     _check_filter_args(x, weights, kernel_size, groups)
     n, c, h, w = x.shape
-    pad = kernel_size // 2
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect").unflatten(1, (groups, c // groups))
-    return padded, weights.reshape(n, groups, kernel_size * kernel_size, 1, h, w)
+    padded = _padded(x, kernel_size, padded).unflatten(1, (groups, c // groups))
+    return padded, weights.to(x.dtype).reshape(n, groups, kernel_size * kernel_size, 1, h, w)
 
 
 def _off_centre_taps(k: int) -> list[tuple[int, int, int]]:
@@ -110,10 +118,17 @@ class _ShiftHighpass(torch.autograd.Function):
     weights. Here each tap's gradient is written straight into one padded-input gradient and into its own
     slice of the weight gradient (sr_lit.bench.hpf measures it against plain autograd and unfold).
     Saves only the padded input and a view of the weights.
+
+    Autocast: forward and backward compute in the inputs' dtype, which `_shift_operands` makes the features'
+    one (bf16 under bf16 autocast). That is what `torch.amp.custom_fwd`/`custom_bwd` without `cast_inputs` would
+    give: they only replay the forward's autocast state in the backward, and autocast leaves the elementwise ops
+    used here alone. Gradients come back in the inputs' dtypes (autograd casts them to each input's own).
     """
 
     @staticmethod
     def forward(ctx: Any, padded: torch.Tensor, tap_weights: torch.Tensor, k: int) -> torch.Tensor:
+        if padded.dtype != tap_weights.dtype:  # a caller bypassing _shift_operands: one dtype, the features'
+            raise TypeError(f"shift high-pass: x is {padded.dtype} but the kernels are {tap_weights.dtype}")
         ctx.save_for_backward(padded, tap_weights)
         ctx.k = k
         return _shift_highpass(padded, tap_weights, k)
@@ -144,15 +159,15 @@ class _ShiftHighpass(torch.autograd.Function):
 
 
 def dynamic_highpass_shift(
-    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int
+    x: torch.Tensor, weights: torch.Tensor, kernel_size: int, groups: int, padded: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Memory-lean high-pass sum_t w_t * (x - x_t): k*k - 1 shifted views of the reflect-padded x, accumulated.
 
     Nothing k*k-sized is materialised, forward or backward. With gradients on, a custom autograd Function
     (hand-written backward); without (inference, ONNX/TorchScript export) the same arithmetic as plain ops,
-    so tracers see only standard operators.
+    so tracers see only standard operators. `padded`: x reflect-padded by k // 2 when the caller has it already.
     """
-    padded, tap_weights = _shift_operands(x, weights, kernel_size, groups)
+    padded, tap_weights = _shift_operands(x, weights, kernel_size, groups, padded)
     if torch.is_grad_enabled() and (padded.requires_grad or tap_weights.requires_grad):
         out = _ShiftHighpass.apply(padded, tap_weights, kernel_size)
     else:
@@ -160,7 +175,7 @@ def dynamic_highpass_shift(
     return out.reshape(x.shape)
 
 
-HIGHPASS_IMPLS: dict[str, Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]] = {
+HIGHPASS_IMPLS: dict[str, Callable[..., torch.Tensor]] = {
     "shift": dynamic_highpass_shift,
     "unfold": dynamic_highpass_unfold,
 }
@@ -213,9 +228,11 @@ class DynamicHPF(nn.Module):
         """
         return self.kernel_size // 2
 
-    def kernels(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised low-pass kernels (N, G*k*k, H, W), group-major."""
-        logits = self.norm(self.predictor(x))
+    def kernels(self, x: torch.Tensor, padded: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised low-pass kernels (N, G*k*k, H, W), group-major. `padded`: x reflect-padded by k // 2."""
+        # the predictor's own reflect padding, done once for it and the filter (and kept in x's dtype)
+        padded = _padded(x, self.kernel_size, padded)
+        logits = self.norm(F.conv2d(padded, self.predictor.weight, self.predictor.bias))
         if self.softmax == "joint":
             return logits.softmax(dim=1)
         taps = self.kernel_size * self.kernel_size
@@ -224,12 +241,16 @@ class DynamicHPF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x - L computed as sum_t w_t (x - x_t): equal when a group's kernel sums to 1 (`group`), and a constant
         # then maps to exactly 0 instead of to the rounding error of the softmax's sum
-        weights = self.kernels(x)
-        high = HIGHPASS_IMPLS[self.impl](x, weights, self.kernel_size, self.groups)
+        padded = reflect_pad(x, self.kernel_size // 2)
+        weights = self.kernels(x, padded)
+        high = HIGHPASS_IMPLS[self.impl](x, weights, self.kernel_size, self.groups, padded=padded)
         if self.softmax == "joint":
             # kernels do not sum to 1 per group: x - L = x (1 - sum_t w_t) + the above
             sums = weights.unflatten(1, (self.groups, -1)).sum(dim=2, keepdim=True)  # (N, G, 1, H, W)
-            high = high + (x.unflatten(1, (self.groups, -1)) * (1 - sums)).flatten(1, 2)
+            keep = (1 - sums).to(
+                x.dtype
+            )  # in x's dtype: the fp32 kernels of CUDA autocast must not promote x
+            high = high + (x.unflatten(1, (self.groups, -1)) * keep).flatten(1, 2)
         return high
 
     def enhance(self, r: torch.Tensor) -> torch.Tensor:
