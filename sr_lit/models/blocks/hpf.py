@@ -247,9 +247,8 @@ class DynamicHPF(nn.Module):
         if self.softmax == "joint":
             # kernels do not sum to 1 per group: x - L = x (1 - sum_t w_t) + the above
             sums = weights.unflatten(1, (self.groups, -1)).sum(dim=2, keepdim=True)  # (N, G, 1, H, W)
-            keep = (1 - sums).to(
-                x.dtype
-            )  # in x's dtype: the fp32 kernels of CUDA autocast must not promote x
+            # in x's dtype: the fp32 kernels of CUDA autocast must not promote x
+            keep = (1 - sums).to(x.dtype)
             high = high + (x.unflatten(1, (self.groups, -1)) * keep).flatten(1, 2)
         return high
 
