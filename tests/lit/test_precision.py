@@ -10,7 +10,7 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from sr_lit.cli.train import train
+from sr_lit.lit.pipeline import train
 from sr_lit.models.blocks.precision import native_bf16
 
 
