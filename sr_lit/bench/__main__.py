@@ -1,4 +1,5 @@
-"""`python -m sr_lit.bench [--only threads,framework,loader,datacache,hpf,attention,inference] [--quick] [--rcan-full]`.
+"""`python -m sr_lit.bench [--only threads,framework,loader,datacache,hpf,attention,precision,inference] [--quick]
+[--rcan-full]`.
 
 Runs the chosen benchmarks in one process, merges their flat keys into bench/results.json (keys of benchmarks
 not run this time are kept from earlier runs; `bench_<name>_measured_at` says when each was measured) and prints
@@ -16,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ORDER = ("threads", "framework", "loader", "datacache", "hpf", "attention", "inference")
+ORDER = ("threads", "framework", "loader", "datacache", "hpf", "attention", "precision", "inference")
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "bench" / "results.json"
 
 

@@ -3,9 +3,11 @@
 1. HPF kernel (the high-pass sum_t w_t (x - x_t)) on CUDA: forward+backward time and peak allocated memory of
    unfold (reference), the repo's shift path (hand-written backward) and its plain-autograd twin,
    (16, 64, 48, 48), k=3 and 5, G=8.
-2. Training step time, edsr_baseline x2 (batch 16, 48 px): fp32 vs bf16 autocast (what Lightning's
-   `bf16-mixed` does), channels_last, and torch.compile (bf16 + channels_last); full RCAN x2 (CA): fp32 vs
-   bf16 (+ channels_last). Arms interleaved over repetitions, CUDA-synchronised, median.
+2. Training step time by precision and memory format: the CPU `precision` benchmark's arms, models and keys
+   (sr_lit.bench.arms: fp32, fp32_cl, bf16 = autocast as Lightning's `bf16-mixed`, bf16_cl; edsr_baseline,
+   edsr_baseline + MMCA + HPF, RCAN 2x4, the `make train` model; the 64-channel 3x3 convolution as the rate
+   reference), so the two tables line up; torch.compile (bf16 + channels_last) on edsr_baseline; full RCAN x2 (CA):
+   fp32 vs bf16 (+ channels_last). Arms interleaved over repetitions, CUDA-synchronised, median.
 3. Validation PSNR, fp32 vs bf16: edsr_baseline trained briefly in fp32 (T91 patches when present), then the
    same weights evaluated on Set5 (else the held-out scikit-image photos, else synthetic images) in fp32 and under
    bf16 autocast; |delta Y-PSNR| must be <= 0.01 dB.
@@ -43,8 +45,16 @@ if __package__ in (None, ""):  # run as a file (python sr_lit/bench/gpu_check.py
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from sr_lit.bench.arms import (  # noqa: E402
+    PRECISION_ARMS,
+    PRECISION_MODELS,
+    BenchModel,
+    make_step,
+    precision_table,
+    small_models,
+    sync,
+)
 from sr_lit.bench.common import spec_for  # noqa: E402
-from sr_lit.models.registry import build_model  # noqa: E402
 
 SKIP_EXIT = 0
 NO_CUDA_EXIT = 2
@@ -61,11 +71,6 @@ class Clock:
 
     def left(self) -> float:
         return self.budget_s - (time.perf_counter() - self.t0)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def median(xs: list[float]) -> float:
@@ -117,90 +122,27 @@ def hpf_kernel(device: torch.device, shape: tuple[int, int, int, int], reps: int
 
 
 # ------------------------------------------------------------------------------------ 2. step times
-ARM_FLAGS = {  # name -> (bf16, channels_last, compile)
-    "fp32": (False, False, False),
-    "fp32_cl": (False, True, False),
-    "bf16": (True, False, False),
-    "bf16_cl": (True, True, False),
-    "bf16_cl_compile": (True, True, True),
-}
-
-
-def make_step(
-    spec: dict[str, Any], device: torch.device, bf16: bool, channels_last: bool, compile_: bool
-) -> tuple[Callable[[dict[str, torch.Tensor]], torch.Tensor], torch.nn.Module]:
-    """(one training step: zero_grad, forward under autocast when bf16, L1, backward, Adam; the model)."""
-    torch.manual_seed(0)
-    model = build_model(**spec).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    net = torch.compile(model) if compile_ else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    rgb = float(spec["backbone"].get("rgb_range", 1))
-
-    def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        lr = batch["lr"].contiguous(memory_format=torch.channels_last) if channels_last else batch["lr"]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            sr = net(lr)
-        loss = F.l1_loss(sr.float() * rgb, batch["hr"] * rgb)
-        loss.backward()
-        opt.step()
-        return loss.detach()
-
-    return step, model
-
-
 def step_times(
-    tag: str,
-    spec: dict[str, Any],
+    models: dict[str, Any],
     arms: list[str],
     device: torch.device,
-    batch: int,
-    patch: int,
     steps: int,
     reps: int,
-) -> dict[str, float]:
-    g = torch.Generator(device="cpu").manual_seed(0)
-    batches = [
-        {
-            "lr": torch.rand(batch, 3, patch, patch, generator=g).to(device),
-            "hr": torch.rand(batch, 3, 2 * patch, 2 * patch, generator=g).to(device),
-        }
-        for _ in range(4)
-    ]
-    out: dict[str, float] = {}
-    fns = {}
-    for arm in arms:
-        t0 = time.perf_counter()
-        try:
-            fn = make_step(spec, device, *ARM_FLAGS[arm])[0]
-            for i in range(3):  # warm-up (torch.compile compiles here)
-                fn(batches[i % 4])
-            sync(device)
-        except Exception as e:  # noqa: BLE001 - e.g. torch.compile failing must not cost the other arms
-            out[f"gpu_{tag}_{arm}_error"] = f"{type(e).__name__}: {e}"[:500]
-            continue
-        fns[arm] = fn
-        out[f"gpu_{tag}_{arm}_warmup_s"] = time.perf_counter() - t0
-    arms = list(fns)
-    times: dict[str, list[float]] = {a: [] for a in arms}
-    peaks: dict[str, float] = {}
-    for _ in range(reps):
-        for arm, fn in fns.items():
-            base = peak_reset(device)
-            t0 = time.perf_counter()
-            for i in range(steps):
-                fn(batches[i % 4])
-            sync(device)
-            times[arm].append((time.perf_counter() - t0) / steps)
-            peaks[arm] = peak_mb(device, base)
-    for arm in arms:
-        out[f"gpu_{tag}_{arm}_ms_per_step"] = 1e3 * median(times[arm])
-        out[f"gpu_{tag}_{arm}_peak_mb"] = peaks[arm]
-        if arm != "fp32" and "fp32" in times:
-            out[f"gpu_{tag}_{arm}_speedup_vs_fp32"] = median(times["fp32"]) / median(times[arm])
-    return out
+    conv_size: tuple[int, int] | None,
+    prefix: str = "gpu_",
+) -> dict[str, Any]:
+    """The CPU `precision` benchmark's table (sr_lit.bench.arms.precision_table: same arms, models and keys), on
+    `device`, every key prefixed; an arm that fails (e.g. torch.compile) is reported as `<prefix><model>_<arm>_error`.
+    """
+    errors: dict[str, Any] = {}
+
+    def on_error(name: str, e: BaseException) -> None:
+        errors[f"{prefix}{name}_error"] = f"{type(e).__name__}: {e}"[:500]
+
+    res = precision_table(
+        device, models, arms, n_steps=steps, reps=reps, conv_size=conv_size, on_error=on_error
+    )
+    return {**{f"{prefix}{k}": v for k, v in res.items()}, **errors}
 
 
 # ------------------------------------------------------------------------------------ 3. PSNR check
@@ -356,27 +298,36 @@ def run(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     quick = args.quick
     res: dict[str, Any] = {**environment(device), "gpu_quick": quick}
     hpf_shape = (2, 16, 12, 12) if quick else (16, 64, 48, 48)
-    edsr_arms = [a for a in ARM_FLAGS if device.type == "cuda" or not ARM_FLAGS[a][2]]  # no compile on CPU
+    models = small_models() if quick else dict(PRECISION_MODELS)
+    steps, reps = (1, 1) if quick else (20, 3)
+    conv_size = (1, 8) if quick else (16, 48)
     parts: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("hpf", lambda: hpf_kernel(device, hpf_shape, reps=2 if quick else 20)),
-        (
-            "edsr_baseline",
-            lambda: step_times(
-                "edsr_baseline_b2_p16" if quick else "edsr_baseline_b16_p48", spec_for("edsr_baseline"), edsr_arms, device,
-                batch=2 if quick else 16, patch=16 if quick else 48, steps=1 if quick else 20, reps=1 if quick else 3,
-            ),
-        ),
+        # the CPU benchmark's table: same arms, models (the 64-channel ones at the paper's batch 16) and keys
+        ("precision", lambda: step_times(models, list(PRECISION_ARMS), device, steps, reps, conv_size)),
         ("psnr", lambda: psnr_check(device, args.data_dir, 2 if quick else args.train_steps, quick)),
-        (
+    ]
+    if (
+        device.type == "cuda"
+    ):  # torch.compile: GPU only (inductor's CPU code needs a C++ toolchain and minutes)
+        compile_arms = ["fp32", "bf16_cl", "bf16_cl_compile"]
+        edsr = {"edsr_baseline": models["edsr_baseline"]}
+        parts.append(
+            ("compile", lambda: step_times(edsr, compile_arms, device, steps, reps, None, "gpu_compile_"))
+        )
+    rcan = {
+        "rcan": BenchModel(
             "rcan",
-            lambda: step_times(
-                "rcan_g1b1_b2_p16" if quick else "rcan_b16_p48",
-                spec_for("rcan", "ca", **({"n_resgroups": 1, "n_resblocks": 1} if quick else {})),
-                ["fp32", "bf16", "bf16_cl"], device,
-                batch=2 if quick else 16, patch=16 if quick else 48, steps=1 if quick else 10, reps=1 if quick else 3,
-            ),
-        ),
-    ]  # fmt: skip
+            "ca",
+            overrides=(("n_resgroups", 1), ("n_resblocks", 1), ("n_feats", 16)),
+            batch=1,
+            patch=8,
+        )
+        if quick
+        else BenchModel("rcan", "ca")
+    }
+    parts.append(("rcan", lambda: step_times(rcan, ["fp32", "bf16", "bf16_cl"], device, 1 if quick else 10, reps,
+                                             None)))  # fmt: skip
     for name, part in parts:
         if clock.left() <= 0:
             res[f"gpu_{name}_skipped"] = f"time budget of {args.budget_s:.0f} s spent"

@@ -15,7 +15,19 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from sr_lit.bench import attention, common, framework, gpu_check, hpf, inference, loader, table, threads
+from sr_lit.bench import (
+    arms,
+    attention,
+    common,
+    framework,
+    gpu_check,
+    hpf,
+    inference,
+    loader,
+    precision,
+    table,
+    threads,
+)
 from sr_lit.bench.__main__ import parse_args, write
 from tests._shared import require_shared_data
 
@@ -36,9 +48,23 @@ def check_flat(res: dict, *keys: str) -> None:
 
 
 def test_framework_both_arms() -> None:
-    res = framework.measure("edsr_tiny", batch=1, patch=8, steps=1, warmup=1, reps=1)
+    res = framework.measure(
+        "edsr_tiny", batch=1, patch=8, steps=1, warmup=1, reps=2, target_rel=0.01, max_seconds=0
+    )
     check_flat(res, "ratio", "plain_s_per_step", "lightning_s_per_step", "overhead_ms_per_step")
-    assert res["n_steps"] == 1 and res["ratio"] > 0
+    assert res["n_steps"] == 2 and res["reps"] == 2 and res["ratio"] > 0  # max_seconds=0: stop at `reps`
+    assert res["ratio_ci95_low"] <= res["ratio"] <= res["ratio_ci95_high"]
+
+
+def test_framework_ratio_interval() -> None:
+    # t quantiles: the table's last entry and the expansion beyond it against known values (dof 9, 10, 30)
+    assert framework.t975(9) == pytest.approx(2.262, abs=1e-3)
+    assert framework.t975(10) == pytest.approx(2.228, abs=3e-3) and framework.t975(30) == pytest.approx(
+        2.042, abs=1e-3
+    )
+    ratio, low, high = framework.ratio_interval([0.9, 1.0, 1.1])
+    assert low < ratio < high and ratio == pytest.approx((0.9 * 1.0 * 1.1) ** (1 / 3))
+    assert framework.ratio_interval([1.0, 1.0]) == (1.0, 1.0, 1.0)
 
 
 def test_loader_rates() -> None:
@@ -118,9 +144,38 @@ def test_gpu_check_parts_on_cpu() -> None:
         math.isfinite(res["gpu_hpf_k3_shift_autograd_speedup_vs_unfold"])
         and res["gpu_hpf_k3_shift_max_abs_diff"] < 1e-5
     )
-    spec = common.spec_for("edsr_tiny")
-    res = gpu_check.step_times("t", spec, ["fp32", "bf16"], cpu, batch=1, patch=8, steps=1, reps=1)
-    assert res["gpu_t_bf16_speedup_vs_fp32"] > 0
+    models = {"edsr_tiny_mmca_hpf": arms.small_models()["edsr_tiny_mmca_hpf"]}
+    res = gpu_check.step_times(models, ["fp32", "bf16"], cpu, steps=1, reps=1, conv_size=(1, 8))
+    # the GPU table's keys are the CPU precision benchmark's, prefixed
+    assert res["gpu_bf16_train_speedup_vs_fp32_edsr_tiny_mmca_hpf"] > 0
+    assert res["gpu_train_flop_rate_vs_conv_edsr_tiny_mmca_hpf"] > 0
+
+
+def test_precision_table_keys() -> None:
+    res = precision.run(quick=True)
+    check_flat(res, "precision_cpu_native_bf16", "conv64_train_gflops_fp32", "conv64_train_gflops_bf16_cl")
+    for model in arms.PRECISION_MODELS:
+        check_flat(
+            res,
+            f"bf16_train_speedup_vs_fp32_{model}",
+            f"bf16_cl_train_speedup_vs_fp32_{model}",
+            f"fp32_cl_train_speedup_vs_fp32_{model}",
+            f"train_flop_rate_vs_conv_{model}",
+            f"{model}_train_gflop_per_step",
+        )
+        assert res[f"fastest_arm_{model}"] in arms.PRECISION_ARMS
+        assert 0 < res[f"train_flop_rate_vs_conv_{model}"] < 100
+
+
+def test_arms_agree_on_the_first_step() -> None:
+    # every arm trains the same model: its first loss equals the fp32 one up to bf16 rounding
+    spec = arms.small_models()["edsr_tiny_mmca_hpf"].spec()
+    batch = arms.batches(1, 2, 8, 2, torch.device("cpu"))[0]
+    losses = {
+        a: float(arms.make_step(spec, torch.device("cpu"), *arms.ARM_FLAGS[a])[0](batch))
+        for a in arms.PRECISION_ARMS
+    }
+    assert all(loss == pytest.approx(losses["fp32"], rel=1e-2) for loss in losses.values()), losses
 
 
 # the lent GPU machine has torch, Lightning and torchmetrics only: both ways of starting the check must import

@@ -1,0 +1,260 @@
+"""Precision/layout arms of a training step, shared by the CPU `precision` benchmark and `make gpu-check`.
+
+One definition of the arms (fp32, fp32_cl, bf16, bf16_cl, bf16_cl_compile: bf16 = `torch.autocast` as Lightning's
+`bf16-mixed` runs it, cl = channels_last, compile = torch.compile), of the models they run on and of the reference
+they are compared with, so that the CPU table (bench/README.md) and the GPU table (bench/GPU.md) line up key for key.
+
+Reference: a 64-channel 3x3 convolution's training step (forward + both backward convolutions) timed in the same
+arm, the same run: the rate a convolutional SR network could reach if it were nothing but such convolutions.
+`train_flop_rate_vs_conv_<model>` = the model's training FLOP rate / that rate; training FLOPs = 3 x the forward
+FLOPs of `sr_lit.models.summary.model_cost` (the backward computes two convolutions per forward one).
+
+Imports torch and sr_lit.models only (the GPU machine has no Hydra/OmegaConf/W&B/kornia).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ARM_FLAGS: dict[str, tuple[bool, bool, bool]] = {  # name -> (bf16 autocast, channels_last, torch.compile)
+    "fp32": (False, False, False),
+    "fp32_cl": (False, True, False),
+    "bf16": (True, False, False),
+    "bf16_cl": (True, True, False),
+    "bf16_cl_compile": (True, True, True),
+}
+PRECISION_ARMS = ("fp32", "fp32_cl", "bf16", "bf16_cl")  # the CPU benchmark's arms (compile: GPU only)
+CONV_CHANNELS = 64
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """A model of the precision table: config names + backbone overrides, and its batch."""
+
+    backbone: str
+    attention: str = "none"
+    hpf: str = "none"
+    overrides: tuple[tuple[str, Any], ...] = ()
+    batch: int = 16
+    patch: int = 48
+
+    def spec(self) -> dict[str, Any]:
+        from sr_lit.bench.common import spec_for
+
+        return spec_for(self.backbone, self.attention, self.hpf, **dict(self.overrides))
+
+
+# the issue's four: the paper's CPU-sized EDSR, with the units, RCAN cut to 2 groups x 4 RCABs (same width and CA),
+# and the `make train` model at its batch and patch (configs/experiment/quickstart.yaml)
+PRECISION_MODELS: dict[str, BenchModel] = {
+    "edsr_baseline": BenchModel("edsr_baseline"),
+    "edsr_baseline_mmca_hpf": BenchModel("edsr_baseline", "mmca", "dynamic"),
+    "rcan_g2b4": BenchModel("rcan", "ca", overrides=(("n_resgroups", 2), ("n_resblocks", 4))),
+    "edsr_tiny_mmca_hpf": BenchModel("edsr_tiny", "mmca", "dynamic", batch=16, patch=32),
+}
+
+
+def small_models() -> dict[str, BenchModel]:
+    """PRECISION_MODELS by the same names at minimal sizes (smoke runs: --quick)."""
+    out = {}
+    for name, bm in PRECISION_MODELS.items():
+        extra = (("n_resgroups", 1),) if bm.backbone == "rcan" else ()
+        out[name] = replace(bm, overrides=(("n_feats", 16), ("n_resblocks", 1), *extra), batch=1, patch=8)
+    return out
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_step(
+    spec: Mapping[str, Any], device: torch.device, bf16: bool, channels_last: bool, compile_: bool
+) -> tuple[Callable[[dict[str, torch.Tensor]], torch.Tensor], nn.Module]:
+    """(one training step: zero_grad, forward under bf16 autocast when asked, L1 on [0, rgb_range], backward, Adam;
+    the model). The forward is what SRModule.training_step runs under trainer.precision=bf16-mixed."""
+    from sr_lit.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model(**spec).to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    net = torch.compile(model) if compile_ else model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    rgb = float(spec["backbone"].get("rgb_range", 1))
+    model.train()
+
+    def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            sr = net(batch["lr"].contiguous(memory_format=memory_format))
+        loss = F.l1_loss(sr.float() * rgb, batch["hr"] * rgb)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step, model
+
+
+def conv_step(
+    device: torch.device, bf16: bool, channels_last: bool, compile_: bool
+) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """The reference: one 64 -> 64 3x3 convolution, forward + backward (input and weight gradients)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(CONV_CHANNELS, CONV_CHANNELS, 3, padding=1).to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    conv = conv.to(memory_format=memory_format)
+    fn = torch.compile(conv) if compile_ else conv
+
+    def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        conv.zero_grad(set_to_none=True)
+        x = batch["feat"].contiguous(memory_format=memory_format).requires_grad_()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            y = fn(x)
+        y.backward(batch["grad"].to(y.dtype).contiguous(memory_format=memory_format))
+        return y.detach()
+
+    return step
+
+
+def conv_train_flops(batch: int, patch: int) -> float:
+    return 3.0 * 2 * batch * CONV_CHANNELS * CONV_CHANNELS * 9 * patch * patch
+
+
+def model_train_flops(spec: Mapping[str, Any], batch: int, patch: int) -> float:
+    """3 x forward FLOPs (summary.model_cost: convolutions, matmuls and the HPF's filter) of one training batch."""
+    from sr_lit.models.registry import build_model
+    from sr_lit.models.summary import model_cost
+
+    return 3.0 * batch * float(model_cost(build_model(**spec), (patch, patch))["flops"])
+
+
+def batches(
+    n: int, batch: int, patch: int, scale: int, device: torch.device, seed: int = 0
+) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    hp = patch * scale
+    return [
+        {
+            "lr": torch.rand(batch, 3, patch, patch, generator=g).to(device),
+            "hr": torch.rand(batch, 3, hp, hp, generator=g).to(device),
+        }
+        for _ in range(n)
+    ]
+
+
+def time_arms(
+    steps: Mapping[str, Callable[[dict[str, torch.Tensor]], Any]],
+    inputs: Sequence[dict[str, torch.Tensor]],
+    device: torch.device,
+    n_steps: int,
+    reps: int,
+    warmup: int = 1,
+    peak_mb: dict[str, float] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per step of every arm, one value per repetition; arms interleaved A B C, C B A, ... after `warmup`
+    untimed steps each (allocator pools, Adam state, oneDNN primitive caches, torch.compile). On CUDA, `peak_mb`
+    receives each arm's peak allocated memory above what was allocated before its steps."""
+    for step in steps.values():
+        for i in range(warmup):
+            step(inputs[i % len(inputs)])
+    sync(device)
+    out: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for rep in range(reps):
+        for name in names if rep % 2 == 0 else names[::-1]:
+            sync(device)
+            base = 0
+            if device.type == "cuda" and peak_mb is not None:
+                torch.cuda.reset_peak_memory_stats(device)
+                base = torch.cuda.memory_allocated(device)
+            t0 = time.perf_counter()
+            for i in range(n_steps):
+                steps[name](inputs[i % len(inputs)])
+            sync(device)
+            out[name].append((time.perf_counter() - t0) / n_steps)
+            if device.type == "cuda" and peak_mb is not None:
+                peak_mb[name] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return out
+
+
+def paired_speedup(base: Sequence[float], arm: Sequence[float]) -> float:
+    """Median over repetitions of base / arm time (each pair measured back to back)."""
+    return float(statistics.median(b / a for b, a in zip(base, arm)))
+
+
+def precision_table(
+    device: torch.device,
+    models: Mapping[str, BenchModel],
+    arms: Sequence[str],
+    n_steps: int,
+    reps: int,
+    conv_size: tuple[int, int] | None = (16, 48),
+    on_error: Callable[[str, BaseException], None] | None = None,
+) -> dict[str, Any]:
+    """The precision table's keys (unprefixed; gpu_check adds `gpu_`):
+
+    `<model>_<arm>_ms_per_step`, `<arm>_train_speedup_vs_fp32_<model>` (paired ratio, > 1 = faster),
+    `conv64_train_gflops_<arm>`, `train_flop_rate_vs_conv_<model>_<arm>` and, for the model's fastest arm,
+    `train_flop_rate_vs_conv_<model>` with `fastest_arm_<model>`; on CUDA `<model>_<arm>_peak_mb`.
+    conv_size: (batch, LR side) of the reference convolution (None: no reference, no flop-rate keys). An arm that fails (e.g. torch.compile) is reported
+    through on_error and left out.
+    """
+    out: dict[str, Any] = {}
+    conv_rate: dict[str, float] = {}
+    if conv_size is not None:
+        ref_batch, ref_patch = conv_size
+        g = torch.Generator().manual_seed(1)
+        feats = [
+            {
+                "feat": torch.randn(ref_batch, CONV_CHANNELS, ref_patch, ref_patch, generator=g).to(device),
+                "grad": torch.randn(ref_batch, CONV_CHANNELS, ref_patch, ref_patch, generator=g).to(device),
+            }
+        ]
+        conv_steps = {arm: conv_step(device, *ARM_FLAGS[arm]) for arm in arms}
+        conv_times = time_arms(conv_steps, feats, device, n_steps=max(2, n_steps), reps=reps, warmup=2)
+        for arm, times in conv_times.items():
+            conv_rate[arm] = conv_train_flops(ref_batch, ref_patch) / statistics.median(times)
+            out[f"conv64_train_gflops_{arm}"] = conv_rate[arm] / 1e9
+    for name, bm in models.items():
+        spec, b = bm.spec(), bm.batch
+        inputs = batches(2, b, bm.patch, int(spec["scale"]), device)
+        steps = {}
+        for arm in arms:
+            try:
+                step = make_step(spec, device, *ARM_FLAGS[arm])[0]
+                step(inputs[0])  # builds (and compiles) here, so that a failing arm is caught here
+                steps[arm] = step
+            except Exception as e:  # noqa: BLE001 - one arm failing must not cost the others
+                if on_error is None:
+                    raise
+                on_error(f"{name}_{arm}", e)
+        peaks: dict[str, float] = {}
+        times = time_arms(steps, inputs, device, n_steps=n_steps, reps=reps, peak_mb=peaks)
+        for arm, mb in peaks.items():
+            out[f"{name}_{arm}_peak_mb"] = mb
+        flops = model_train_flops(spec, b, bm.patch)
+        out[f"{name}_train_gflop_per_step"] = flops / 1e9
+        out[f"{name}_batch_patch"] = f"b{b} p{bm.patch}"
+        rates = {}
+        for arm, t in times.items():
+            out[f"{name}_{arm}_ms_per_step"] = 1e3 * statistics.median(t)
+            rates[arm] = flops / statistics.median(t)
+            if arm in conv_rate:
+                out[f"train_flop_rate_vs_conv_{name}_{arm}"] = rates[arm] / conv_rate[arm]
+            if arm != "fp32" and "fp32" in times:
+                out[f"{arm}_train_speedup_vs_fp32_{name}"] = paired_speedup(times["fp32"], t)
+        if rates:
+            best = max(rates, key=rates.get)
+            out[f"fastest_arm_{name}"] = best
+            if best in conv_rate:
+                out[f"train_flop_rate_vs_conv_{name}"] = out[f"train_flop_rate_vs_conv_{name}_{best}"]
+    return out
