@@ -3,6 +3,7 @@
     sr-eval ckpt_path=best.ckpt 'data.sets=[Set5,Set14]' json_out=results.json
     sr-eval baseline=bicubic scale=4                 # also: model=bicubic
     sr-eval ckpt_path=best.ckpt self_ensemble=true tile=256
+    sr-eval ckpt_path=best.ckpt precision=bf16              # the network under bf16 autocast (fp32 default)
     sr-eval ckpt_path=best.ckpt hr_dir=/path/to/hr_images   # any folder of HR images
     sr-eval ckpt_path=EDSR_x2.pt protocol=edsr              # a released file, EDSR-PyTorch's test protocol
 
@@ -91,6 +92,7 @@ def _build_upscaler(cfg: DictConfig, ckpt: str | None):
         overlap=cfg.get("overlap"),
         self_ensemble=bool(cfg.get("self_ensemble", False)),
         max_pixels=cfg.get("max_pixels", DEFAULT_MAX_PIXELS),
+        precision=str(cfg.get("precision", "fp32")),
     )
     try:
         if ckpt is None:
@@ -216,6 +218,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "tile": cfg.get("tile"),
         "device": str(upscaler.device),
         "protocol": _protocol(cfg, source, gray_gt),
+        "precision": upscaler.precision,
         "sets": {},
     }
     t0 = time.perf_counter()

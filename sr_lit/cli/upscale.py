@@ -1,6 +1,6 @@
 """sr-upscale: LR images or folders in, SR PNGs out (no ground truth needed; DESIGN P15).
 
-    sr-upscale photo.jpg more/ --out sr/ --ckpt best.ckpt [--tile 256] [--self-ensemble]
+    sr-upscale photo.jpg more/ --out sr/ --ckpt best.ckpt [--tile 256] [--self-ensemble] [--precision bf16]
     sr-upscale lr/ --out sr/ --baseline bicubic --scale 4
     sr-upscale lr/ --out sr/ --onnx model.onnx             # an sr-export ONNX file (onnxruntime)
 
@@ -41,7 +41,7 @@ def _formatter() -> type[argparse.HelpFormatter]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sr_lit.inference.predictor import DEFAULT_MAX_PIXELS, MAX_AUTO_OVERLAP
+    from sr_lit.inference.predictor import DEFAULT_MAX_PIXELS, MAX_AUTO_OVERLAP, PRECISIONS
 
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble (8x slower)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        default="fp32",
+        help="bf16: the network under bf16 autocast (faster where bf16 is native: GPUs, AVX-512 BF16/AMX CPUs)",
+    )
     p.add_argument(
         "--max-pixels",
         type=int,
@@ -181,6 +187,7 @@ def build_upscaler(args: argparse.Namespace):
         self_ensemble=args.self_ensemble,
         max_pixels=args.max_pixels,
         progress=not args.quiet,
+        precision=args.precision,
     )
     try:
         if args.baseline:

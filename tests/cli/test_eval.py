@@ -125,6 +125,7 @@ def test_bad_inputs_fail_before_any_work(monkeypatch, tmp_path: Path, capsys) ->
         ckpt,
     )
     _expect_error(monkeypatch, tmp_path, capsys, "scale=4", f"ckpt_path={ckpt}", "scale=4")
+    _expect_error(monkeypatch, tmp_path, capsys, "precision", f"ckpt_path={ckpt}", "precision=fp16")
 
 
 def test_missing_data_dir_through_console_script(tmp_path: Path) -> None:

@@ -93,6 +93,15 @@ def test_self_ensemble_and_safetensors(images: Path, tmp_path: Path) -> None:
     assert _read(out / "b.png").shape == (32, 34, 3)
 
 
+def test_precision_bf16(images: Path, tmp_path: Path, tiny_ckpt: Path) -> None:
+    fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
+    args = [str(images / "a.png"), "--ckpt", str(tiny_ckpt), "-q"]
+    assert main([*args, "--out", str(fp32)]) == 0
+    assert main([*args, "--out", str(bf16), "--precision", "bf16"]) == 0
+    diff = np.abs(_read(fp32 / "a.png") - _read(bf16 / "a.png"))
+    assert diff.max() <= 4 and diff.mean() < 0.5  # bf16 autocast: within a few grey levels of fp32
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     exe = shutil.which("sr-upscale", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-m", "sr_lit.cli.upscale"]
@@ -115,6 +124,10 @@ def test_errors_exit_2_with_one_line_naming_the_problem(
         ([str(images), "--out", out, "--ckpt", str(tiny_ckpt), "--scale", "4"], "--scale 4"),
         ([str(images), "--out", str(images), "--baseline", "bicubic", "--scale", "2"], "overwrite"),
         ([str(tmp_path / "empty_dir"), "--out", out, "--baseline", "bicubic", "--scale", "2"], "empty_dir"),
+        (
+            [str(images), "--out", out, "--baseline", "bicubic", "--scale", "2", "--precision", "bf16"],
+            "bicubic",
+        ),
     ]
     (tmp_path / "empty_dir").mkdir()
     for argv, needle in cases:

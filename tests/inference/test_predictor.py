@@ -56,3 +56,30 @@ def test_overlap_below_the_receptive_margin_turns_feather_on() -> None:
     assert not Upscaler(model, device="cpu", overlap=m).feather
     assert Upscaler(model, device="cpu", overlap=m - 1).feather
     assert not Upscaler(model, device="cpu", overlap=m - 1, feather=False).feather  # explicit choice wins
+
+
+def test_bf16_runs_the_network_under_autocast_and_stays_close_to_fp32() -> None:
+    model, spec = tiny_model(2, attention="mmca")
+    lr = torch.rand(3, 30, 37, generator=torch.Generator().manual_seed(3))
+    seen: list[bool] = []
+    handle = model.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    fp32 = Upscaler(model, device="cpu", spec=spec)(lr)
+    bf16 = Upscaler(model, device="cpu", spec=spec, precision="bf16")(lr)
+    tiled = Upscaler(model, device="cpu", spec=spec, precision="bf16", tile=16)(
+        lr
+    )  # tiles under autocast too
+    handle.remove()
+    assert seen[0] is False and all(seen[1:]) and len(seen) > 2
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    # bf16 keeps 8 significant bits: a random-weight network's output moves by at most a few grey levels
+    diff = (to8(bf16) - to8(fp32)).abs()
+    assert 0 < diff.max().item() <= 4 and diff.mean().item() < 0.5, (diff.max(), diff.mean())
+    assert (to8(tiled) - to8(bf16)).abs().mean().item() < 0.5
+
+
+def test_precision_is_checked() -> None:
+    model, _ = tiny_model(2)
+    with pytest.raises(ValueError, match="precision"):
+        Upscaler(model, device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="bicubic"):
+        Upscaler.bicubic(2, device="cpu", precision="bf16")
