@@ -9,6 +9,12 @@ child of this process would start from this process's RSS, which Linux carries o
 Default arms: edsr_baseline tiled (sr-upscale's automatic 384x384 tiles) and whole (--tile 0), and the reduced
 RCAN (2 groups x 4 RCABs, same width and tiles) tiled. Full RCAN (10 x 20, 15.4 M params) takes tens of minutes
 per 2K image on 2 CPU cores: only with --rcan-full, tiled only (whole-image RCAN on CPU is not measured).
+
+In-process ratios (Upscaler called directly, arms interleaved, paired medians; no start-up in them):
+`tiled_vs_whole_throughput_ratio` = whole-image time / default-tiling time on the same 2K image (edsr_baseline;
+`..._edsr_tiny_mmca_hpf`: the `make train` model, whose global attention makes the tiles cross-fade), and
+`bf16_inference_speedup` = fp32 time / bf16 (autocast) time, whole image, on a 340x226 crop of it (bf16 without
+native hardware support is an order of magnitude slower: the crop keeps that arm short).
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sr_lit.bench.common import RCAN_REDUCED, RCAN_REDUCED_TAG, Result, build, spec_for
+import torch
+
+from sr_lit.bench.common import RCAN_REDUCED, RCAN_REDUCED_TAG, Result, build, interleave, median, spec_for
 
 LR_2K = (1020, 678)  # (w, h): DIV2K 0801's 2040x1356 HR at x2
+LR_CROP = (340, 226)  # (w, h): the bf16 comparison's input
 
 
 def make_lr_image(path: Path, size: tuple[int, int]) -> Path:
@@ -84,6 +93,60 @@ def measure(
     return out
 
 
+def lr_tensor(size: tuple[int, int]) -> torch.Tensor:
+    """The benchmark photograph at `size` (w, h) as a [0, 1] (3, h, w) tensor."""
+    with tempfile.TemporaryDirectory(prefix="sr_bench_img_") as tmp:
+        from sr_lit.data.io import read_image, to_float
+
+        return to_float(read_image(make_lr_image(Path(tmp) / "lr.png", size)))
+
+
+def upscaler_ratios(
+    spec: dict[str, Any], lr: torch.Tensor, arms: dict[str, dict[str, Any]], reps: int
+) -> dict[str, list[float]]:
+    """Seconds per image of each Upscaler configuration (kwargs per arm), interleaved over repetitions."""
+    from sr_lit.inference.predictor import Upscaler
+
+    model = build(spec).eval()
+    ups = {name: Upscaler(model, device="cpu", spec=spec, **kw) for name, kw in arms.items()}
+
+    def timed(up: Upscaler) -> list[float]:
+        t0 = time.perf_counter()
+        up(lr)
+        return [time.perf_counter() - t0]
+
+    for up in ups.values():  # warm-up: allocator, oneDNN primitives
+        up(lr[:, : lr.shape[1] // 4, : lr.shape[2] // 4])
+    samples = interleave({name: (lambda up=up: timed(up)) for name, up in ups.items()}, reps)
+    return {name: [x for rep in s for x in rep] for name, s in samples.items()}
+
+
+def in_process(quick: bool) -> Result:
+    out: Result = {}
+    big = lr_tensor((64, 48) if quick else LR_2K)
+    crop = lr_tensor((40, 32) if quick else LR_CROP)
+    reps = 1 if quick else 2
+    tile = {"max_pixels": 24 * 24} if quick else {}  # default: sr-upscale's automatic tiling
+    models = {"edsr_baseline": spec_for("edsr_tiny" if quick else "edsr_baseline")}
+    models["edsr_tiny_mmca_hpf"] = spec_for("edsr_tiny", "mmca", "dynamic")
+    for name, spec in models.items():
+        t = upscaler_ratios(spec, big, {"whole": {"tile": 0}, "tiled": tile}, reps)
+        suffix = "" if name == "edsr_baseline" else f"_{name}"
+        out[f"tiled_vs_whole_throughput_ratio{suffix}"] = median(
+            w / s for w, s in zip(t["whole"], t["tiled"])
+        )
+        out[f"inference_whole_s_{name}"] = median(t["whole"])
+        out[f"inference_tiled_s_{name}"] = median(t["tiled"])
+        t = upscaler_ratios(spec, crop, {"fp32": {"tile": 0}, "bf16": {"tile": 0, "precision": "bf16"}}, reps)
+        out[f"bf16_inference_speedup{suffix}"] = median(f / b for f, b in zip(t["fp32"], t["bf16"]))
+        out[f"inference_crop_fp32_s_{name}"] = median(t["fp32"])
+        out[f"inference_crop_bf16_s_{name}"] = median(t["bf16"])
+    out["inference_in_process_images"] = (
+        f"tiling: LR {big.shape[2]}x{big.shape[1]}; bf16: LR {crop.shape[2]}x{crop.shape[1]}"
+    )
+    return out
+
+
 def run(quick: bool = False, rcan_full: bool = False, **_: Any) -> Result:
     if quick:
         spec = spec_for("edsr_tiny")
@@ -91,7 +154,7 @@ def run(quick: bool = False, rcan_full: bool = False, **_: Any) -> Result:
             {"tiled_tiny_edsr_tiny": (spec, 24), "untiled_tiny_edsr_tiny": (spec, 0)}, (64, 48), False
         )
         res["inference_image"] = "LR 64x48 x2 (quick)"
-        return res
+        return {**res, **in_process(quick=True)}
     edsr = spec_for("edsr_baseline")
     arms: dict[str, tuple[dict[str, Any], int | None]] = {
         "tiled_2k_edsr_baseline": (edsr, None),
@@ -108,4 +171,5 @@ def run(quick: bool = False, rcan_full: bool = False, **_: Any) -> Result:
     out["inference_image"] = f"LR {LR_2K[0]}x{LR_2K[1]} x2 -> HR {2 * LR_2K[0]}x{2 * LR_2K[1]}"
     if rcan_full:  # absent otherwise, so that a merged results.json keeps the earlier full-RCAN run's stamp
         out["inference_rcan_full_measured_at"] = time.strftime("%Y-%m-%d %H:%M")
+    out.update(in_process(quick=False))
     return out
