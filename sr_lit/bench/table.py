@@ -25,7 +25,26 @@ TARGETS: dict[str, tuple[str, float, str]] = {
         0.1,
         "data.cache=shared: 2nd rank's private memory / decoded",
     ),
+    "lightning_vs_plain_ci95_halfwidth_rel": ("<=", 0.01, "that ratio's 95 % interval, +- (relative)"),
+    "bf16_train_speedup_vs_fp32_edsr_baseline": (
+        ">=",
+        1.6,
+        "train step fp32 / bf16 autocast, edsr_baseline b8 p48",
+    ),
+    "bf16_train_speedup_vs_fp32_edsr_baseline_mmca_hpf": (">=", 1.4, "same, edsr_baseline + MMCA + HPF"),
+    "tiled_vs_whole_throughput_ratio": (
+        ">=",
+        0.9,
+        "sr-upscale's default tiling / whole image, 2K, edsr_baseline",
+    ),
 }
+# targets that only bf16-capable hardware can meet: "n/a" where precision_cpu_native_bf16 is false
+NEEDS_NATIVE_BF16 = (
+    "bf16_train_speedup_vs_fp32_edsr_baseline",
+    "bf16_train_speedup_vs_fp32_edsr_baseline_mmca_hpf",
+)
+
+_PRECISION_MODELS = ("edsr_baseline", "edsr_baseline_mmca_hpf", "rcan_g2b4", "edsr_tiny_mmca_hpf")
 
 INFO: dict[str, str] = {
     "lightning_overhead_ms_per_step_edsr_tiny_b4_p16": "Lightning's per-step cost, ms (tiny model shows it)",
@@ -62,6 +81,29 @@ INFO: dict[str, str] = {
     "loader_patches_per_s_per_worker_memory_96px_x4": "one worker, memory cache, 96 px x4",
     "loader_patches_per_s_per_worker_lmdb_pack_96px_x4": "one worker, sr-data pack, 96 px x4",
     "loader_patches_per_s_per_worker_lmdb_basicsr_png_96px_x4": "one worker, BasicSR LMDB, 96 px x4",
+    "lightning_vs_plain_steps_ratio_ci95_low": "its 95 % interval, low end",
+    "lightning_vs_plain_steps_ratio_ci95_high": "its 95 % interval, high end",
+    "lightning_vs_plain_reps": "repetitions run (until +-1 % or the time cap)",
+    "precision_cpu_native_bf16": "CPU computes bf16 natively (AVX-512 BF16 / AMX)",
+    "precision_cpu_capability": "torch's CPU kernel level",
+    **{
+        f"{arm}_train_speedup_vs_fp32_{m}": f"train step fp32 / {arm}, {m}"
+        for m in _PRECISION_MODELS
+        for arm in ("bf16", "bf16_cl", "fp32_cl")
+        if f"{arm}_train_speedup_vs_fp32_{m}" not in TARGETS
+    },
+    **{
+        f"train_flop_rate_vs_conv_{m}": f"{m}: training FLOP rate / 64-ch conv rate (fastest arm)"
+        for m in _PRECISION_MODELS
+    },
+    **{f"fastest_arm_{m}": f"{m}: fastest precision arm" for m in _PRECISION_MODELS},
+    "conv64_train_gflops_fp32": "64-channel 3x3 conv fwd+bwd, GFLOP/s, fp32",
+    "conv64_train_gflops_fp32_cl": "same, fp32 channels_last",
+    "conv64_train_gflops_bf16": "same, bf16",
+    "conv64_train_gflops_bf16_cl": "same, bf16 channels_last",
+    "tiled_vs_whole_throughput_ratio_edsr_tiny_mmca_hpf": "default tiling / whole, make-train model (cross-faded tiles)",
+    "bf16_inference_speedup": "sr-upscale whole image fp32 / bf16 time, edsr_baseline, LR 340x226",
+    "bf16_inference_speedup_edsr_tiny_mmca_hpf": "same, make-train model",
     "load_avg_1m_start": "load average at start (2 cores)",
     "load_avg_1m_end": "load average at end",
 }
@@ -77,9 +119,11 @@ def fmt(v: Any) -> str:
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
 
 
-def status(key: str, value: Any) -> str:
+def status(key: str, value: Any, results: Mapping[str, Any] | None = None) -> str:
     if key not in TARGETS or not isinstance(value, int | float):
         return ""
+    if key in NEEDS_NATIVE_BF16 and results is not None and results.get("precision_cpu_native_bf16") is False:
+        return "n/a: no native bf16"
     op, bound, _ = TARGETS[key]
     return "met" if _OPS[op](float(value), bound) else "MISSED"
 
@@ -93,7 +137,7 @@ def rows(results: Mapping[str, Any], measured_now: set[str] | None = None) -> li
             out.append((key, "not measured", f"{op} {fmt(bound)}", "", what))
             continue
         note = what if measured_now is None or key in measured_now else f"{what} [earlier run]"
-        out.append((key, fmt(value), f"{op} {fmt(bound)}", status(key, value), note))
+        out.append((key, fmt(value), f"{op} {fmt(bound)}", status(key, value, results), note))
     for key, what in INFO.items():
         if key in results:
             note = what if measured_now is None or key in measured_now else f"{what} [earlier run]"

@@ -102,6 +102,18 @@ def test_inference_subprocess() -> None:
     assert 50 < res["tiled_peak_rss_mb"] < 4096
 
 
+def test_inference_in_process_ratios() -> None:
+    res = inference.in_process(quick=True)
+    check_flat(
+        res,
+        "tiled_vs_whole_throughput_ratio",
+        "tiled_vs_whole_throughput_ratio_edsr_tiny_mmca_hpf",
+        "bf16_inference_speedup",
+        "bf16_inference_speedup_edsr_tiny_mmca_hpf",
+    )
+    assert all(res[k] > 0 for k in ("tiled_vs_whole_throughput_ratio", "bf16_inference_speedup"))
+
+
 def test_threads_workload() -> None:
     # in-process: the arms differ only in the environment of the child running this
     assert threads._child("edsr_tiny", 1, 8, steps=1, warmup=0) > 0
@@ -113,6 +125,12 @@ def test_table_and_merge(tmp_path) -> None:
     rows = {r[0]: r for r in table.rows(res)}
     assert rows["hpf_speedup_vs_unfold"][3] == "MISSED" and rows["loader_vs_model_ratio"][3] == "met"
     assert rows["tiled_2k_peak_rss_mb_rcan"][1] == "not measured"
+    # a bf16 speed-up target is not applicable where the CPU emulates bf16
+    key = "bf16_train_speedup_vs_fp32_edsr_baseline"
+    assert {r[0]: r for r in table.rows({key: 0.2, "precision_cpu_native_bf16": False})}[key][3].startswith(
+        "n/a"
+    )
+    assert {r[0]: r for r in table.rows({key: 0.2, "precision_cpu_native_bf16": True})}[key][3] == "MISSED"
     assert "| `loader_vs_model_ratio` | 5 |" in table.markdown(res)
     out = tmp_path / "results.json"
     write({"a": 1.0, "bench_hpf_error": "x"}, out)
