@@ -4,8 +4,9 @@ One definition of the arms (fp32, fp32_cl, bf16, bf16_cl, bf16_cl_compile: bf16 
 `bf16-mixed` runs it, cl = channels_last, compile = torch.compile), of the models they run on and of the reference
 they are compared with, so that the CPU table (bench/README.md) and the GPU table (bench/GPU.md) line up key for key.
 
-Reference: a 64-channel 3x3 convolution's training step (forward + both backward convolutions) timed in the same
-arm, the same run: the rate a convolutional SR network could reach if it were nothing but such convolutions.
+Reference: a 64-channel 3x3 convolution's training step (forward + both backward convolutions) at the model's batch
+and patch size, in the same precision and layout, timed as one more arm interleaved with the model's: the rate a
+convolutional SR network could reach if it were nothing but such convolutions.
 `train_flop_rate_vs_conv_<model>` = the model's training FLOP rate / that rate; training FLOPs = 3 x the forward
 FLOPs of `sr_lit.models.summary.model_cost` (the backward computes two convolutions per forward one).
 
@@ -152,25 +153,36 @@ def batches(
 
 
 def time_arms(
-    steps: Mapping[str, Callable[[dict[str, torch.Tensor]], Any]],
-    inputs: Sequence[dict[str, torch.Tensor]],
+    steps: Mapping[str, Callable[[dict[str, Any]], Any]],
+    inputs: Mapping[str, Sequence[dict[str, Any]]] | Sequence[dict[str, Any]],
     device: torch.device,
     n_steps: int,
     reps: int,
     warmup: int = 1,
     peak_mb: dict[str, float] | None = None,
+    reps_by_arm: Mapping[str, int] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per step of every arm, one value per repetition; arms interleaved A B C, C B A, ... after `warmup`
-    untimed steps each (allocator pools, Adam state, oneDNN primitive caches, torch.compile). On CUDA, `peak_mb`
-    receives each arm's peak allocated memory above what was allocated before its steps."""
-    for step in steps.values():
+    untimed steps each (allocator pools, Adam state, oneDNN primitive caches, torch.compile).
+
+    inputs: one list of batches for all arms, or one per arm. reps_by_arm: fewer repetitions for some arms (they
+    take part in the first rounds only). On CUDA, `peak_mb` receives each arm's peak allocated memory above what
+    was allocated before its steps."""
+
+    def arm_inputs(name: str) -> Sequence[dict[str, Any]]:
+        return inputs[name] if isinstance(inputs, Mapping) else inputs
+
+    for name, step in steps.items():
         for i in range(warmup):
-            step(inputs[i % len(inputs)])
+            step(arm_inputs(name)[i % len(arm_inputs(name))])
     sync(device)
     out: dict[str, list[float]] = {name: [] for name in steps}
     names = list(steps)
     for rep in range(reps):
         for name in names if rep % 2 == 0 else names[::-1]:
+            if reps_by_arm is not None and rep >= reps_by_arm.get(name, reps):
+                continue
+            batch_list = arm_inputs(name)
             sync(device)
             base = 0
             if device.type == "cuda" and peak_mb is not None:
@@ -178,7 +190,7 @@ def time_arms(
                 base = torch.cuda.memory_allocated(device)
             t0 = time.perf_counter()
             for i in range(n_steps):
-                steps[name](inputs[i % len(inputs)])
+                steps[name](batch_list[i % len(batch_list)])
             sync(device)
             out[name].append((time.perf_counter() - t0) / n_steps)
             if device.type == "cuda" and peak_mb is not None:
@@ -187,8 +199,19 @@ def time_arms(
 
 
 def paired_speedup(base: Sequence[float], arm: Sequence[float]) -> float:
-    """Median over repetitions of base / arm time (each pair measured back to back)."""
+    """Median over repetitions of base / arm time (each pair measured back to back; extra base reps unused)."""
     return float(statistics.median(b / a for b, a in zip(base, arm)))
+
+
+def conv_inputs(batch: int, patch: int, device: torch.device) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    shape = (batch, CONV_CHANNELS, patch, patch)
+    return [
+        {
+            "feat": torch.randn(*shape, generator=g).to(device),
+            "grad": torch.randn(*shape, generator=g).to(device),
+        }
+    ]
 
 
 def precision_table(
@@ -197,64 +220,63 @@ def precision_table(
     arms: Sequence[str],
     n_steps: int,
     reps: int,
-    conv_size: tuple[int, int] | None = (16, 48),
+    reference: bool = True,
+    reps_by_arm: Mapping[str, int] | None = None,
     on_error: Callable[[str, BaseException], None] | None = None,
 ) -> dict[str, Any]:
     """The precision table's keys (unprefixed; gpu_check adds `gpu_`):
 
-    `<model>_<arm>_ms_per_step`, `<arm>_train_speedup_vs_fp32_<model>` (paired ratio, > 1 = faster),
-    `conv64_train_gflops_<arm>`, `train_flop_rate_vs_conv_<model>_<arm>` and, for the model's fastest arm,
-    `train_flop_rate_vs_conv_<model>` with `fastest_arm_<model>`; on CUDA `<model>_<arm>_peak_mb`.
-    conv_size: (batch, LR side) of the reference convolution (None: no reference, no flop-rate keys). An arm that fails (e.g. torch.compile) is reported
-    through on_error and left out.
+    `<model>_<arm>_ms_per_step`, `<arm>_train_speedup_vs_fp32_<model>` (paired ratio, > 1 = faster) and, with
+    `reference`, the 64-channel convolution at the model's batch and patch timed as one more arm per precision,
+    interleaved with the model's (same minutes, same load): `<model>_conv64_train_gflops_<arm>`,
+    `train_flop_rate_vs_conv_<model>_<arm>` and, for the model's fastest arm, `train_flop_rate_vs_conv_<model>`
+    with `fastest_arm_<model>`; on CUDA `<model>_<arm>_peak_mb`. reps_by_arm: fewer repetitions for some arms
+    (their reference convolution gets as many). An arm that fails (e.g. torch.compile) is reported through
+    on_error and left out. Every arm's first step (building, compiling) is untimed.
     """
     out: dict[str, Any] = {}
-    conv_rate: dict[str, float] = {}
-    if conv_size is not None:
-        ref_batch, ref_patch = conv_size
-        g = torch.Generator().manual_seed(1)
-        feats = [
-            {
-                "feat": torch.randn(ref_batch, CONV_CHANNELS, ref_patch, ref_patch, generator=g).to(device),
-                "grad": torch.randn(ref_batch, CONV_CHANNELS, ref_patch, ref_patch, generator=g).to(device),
-            }
-        ]
-        conv_steps = {arm: conv_step(device, *ARM_FLAGS[arm]) for arm in arms}
-        conv_times = time_arms(conv_steps, feats, device, n_steps=max(2, n_steps), reps=reps, warmup=2)
-        for arm, times in conv_times.items():
-            conv_rate[arm] = conv_train_flops(ref_batch, ref_patch) / statistics.median(times)
-            out[f"conv64_train_gflops_{arm}"] = conv_rate[arm] / 1e9
     for name, bm in models.items():
         spec, b = bm.spec(), bm.batch
-        inputs = batches(2, b, bm.patch, int(spec["scale"]), device)
-        steps = {}
+        inputs: dict[str, Sequence[dict[str, Any]]] = {}
+        steps: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        model_batches = batches(2, b, bm.patch, int(spec["scale"]), device)
+        feats = conv_inputs(b, bm.patch, device) if reference else []
         for arm in arms:
             try:
                 step = make_step(spec, device, *ARM_FLAGS[arm])[0]
-                step(inputs[0])  # builds (and compiles) here, so that a failing arm is caught here
-                steps[arm] = step
+                step(model_batches[0])  # builds (and compiles) here, so that a failing arm is caught here
+                steps[arm], inputs[arm] = step, model_batches
+                if reference:
+                    ref = conv_step(device, *ARM_FLAGS[arm])
+                    ref(feats[0])
+                    steps[f"conv64_{arm}"], inputs[f"conv64_{arm}"] = ref, feats
             except Exception as e:  # noqa: BLE001 - one arm failing must not cost the others
                 if on_error is None:
                     raise
                 on_error(f"{name}_{arm}", e)
+        fewer = {k: n for arm, n in (reps_by_arm or {}).items() for k in (arm, f"conv64_{arm}")}
         peaks: dict[str, float] = {}
-        times = time_arms(steps, inputs, device, n_steps=n_steps, reps=reps, peak_mb=peaks)
+        times = time_arms(steps, inputs, device, n_steps, reps, warmup=0, peak_mb=peaks, reps_by_arm=fewer)
         for arm, mb in peaks.items():
-            out[f"{name}_{arm}_peak_mb"] = mb
+            if not arm.startswith("conv64_"):
+                out[f"{name}_{arm}_peak_mb"] = mb
         flops = model_train_flops(spec, b, bm.patch)
         out[f"{name}_train_gflop_per_step"] = flops / 1e9
         out[f"{name}_batch_patch"] = f"b{b} p{bm.patch}"
         rates = {}
-        for arm, t in times.items():
+        for arm in (a for a in arms if a in times):
+            t = times[arm]
             out[f"{name}_{arm}_ms_per_step"] = 1e3 * statistics.median(t)
             rates[arm] = flops / statistics.median(t)
-            if arm in conv_rate:
-                out[f"train_flop_rate_vs_conv_{name}_{arm}"] = rates[arm] / conv_rate[arm]
+            if f"conv64_{arm}" in times:
+                conv_rate = conv_train_flops(b, bm.patch) / statistics.median(times[f"conv64_{arm}"])
+                out[f"{name}_conv64_train_gflops_{arm}"] = conv_rate / 1e9
+                out[f"train_flop_rate_vs_conv_{name}_{arm}"] = rates[arm] / conv_rate
             if arm != "fp32" and "fp32" in times:
                 out[f"{arm}_train_speedup_vs_fp32_{name}"] = paired_speedup(times["fp32"], t)
         if rates:
             best = max(rates, key=rates.get)
             out[f"fastest_arm_{name}"] = best
-            if best in conv_rate:
+            if f"train_flop_rate_vs_conv_{name}_{best}" in out:
                 out[f"train_flop_rate_vs_conv_{name}"] = out[f"train_flop_rate_vs_conv_{name}_{best}"]
     return out

@@ -128,7 +128,7 @@ def step_times(
     device: torch.device,
     steps: int,
     reps: int,
-    conv_size: tuple[int, int] | None,
+    reference: bool = True,
     prefix: str = "gpu_",
 ) -> dict[str, Any]:
     """The CPU `precision` benchmark's table (sr_lit.bench.arms.precision_table: same arms, models and keys), on
@@ -140,7 +140,7 @@ def step_times(
         errors[f"{prefix}{name}_error"] = f"{type(e).__name__}: {e}"[:500]
 
     res = precision_table(
-        device, models, arms, n_steps=steps, reps=reps, conv_size=conv_size, on_error=on_error
+        device, models, arms, n_steps=steps, reps=reps, reference=reference, on_error=on_error
     )
     return {**{f"{prefix}{k}": v for k, v in res.items()}, **errors}
 
@@ -300,11 +300,10 @@ def run(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     hpf_shape = (2, 16, 12, 12) if quick else (16, 64, 48, 48)
     models = small_models() if quick else dict(PRECISION_MODELS)
     steps, reps = (1, 1) if quick else (20, 3)
-    conv_size = (1, 8) if quick else (16, 48)
     parts: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("hpf", lambda: hpf_kernel(device, hpf_shape, reps=2 if quick else 20)),
         # the CPU benchmark's table: same arms, models (the 64-channel ones at the paper's batch 16) and keys
-        ("precision", lambda: step_times(models, list(PRECISION_ARMS), device, steps, reps, conv_size)),
+        ("precision", lambda: step_times(models, list(PRECISION_ARMS), device, steps, reps)),
         ("psnr", lambda: psnr_check(device, args.data_dir, 2 if quick else args.train_steps, quick)),
     ]
     if (
@@ -313,7 +312,7 @@ def run(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         compile_arms = ["fp32", "bf16_cl", "bf16_cl_compile"]
         edsr = {"edsr_baseline": models["edsr_baseline"]}
         parts.append(
-            ("compile", lambda: step_times(edsr, compile_arms, device, steps, reps, None, "gpu_compile_"))
+            ("compile", lambda: step_times(edsr, compile_arms, device, steps, reps, False, "gpu_compile_"))
         )
     rcan = {
         "rcan": BenchModel(
@@ -327,7 +326,7 @@ def run(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         else BenchModel("rcan", "ca")
     }
     parts.append(("rcan", lambda: step_times(rcan, ["fp32", "bf16", "bf16_cl"], device, 1 if quick else 10, reps,
-                                             None)))  # fmt: skip
+                                             False)))  # fmt: skip
     for name, part in parts:
         if clock.left() <= 0:
             res[f"gpu_{name}_skipped"] = f"time budget of {args.budget_s:.0f} s spent"

@@ -5,8 +5,9 @@ Arms (sr_lit.bench.arms, shared with `make gpu-check`): fp32, fp32_cl (channels_
 trainer.precision=bf16-mixed runs), bf16_cl. Models: edsr_baseline, edsr_baseline + MMCA + HPF, RCAN 2 groups x
 4 RCABs, and the `make train` model (edsr_tiny + MMCA + HPF, batch 16 of 32 px). The 64-channel models run batch 8
 of 48 px here (the paper's patch, half its batch: bf16 arms on a CPU without native bf16 are slow). Plain PyTorch
-steps (forward, L1, backward, Adam) on pre-built batches; arms interleaved per repetition, one warm-up step each,
-median of paired ratios.
+steps (forward, L1, backward, Adam) on pre-built batches; arms interleaved per repetition (with the 64-channel
+reference convolution as one more arm per precision), one untimed first step each, median of paired ratios. Where
+the CPU has no native bf16, the bf16 arms run one repetition (`precision_bf16_reps`): they are 10-20x slower there.
 
 Whether bf16 can pay off depends on the CPU: x86 computes bf16 natively only with AVX-512 BF16 or AMX
 (`precision_cpu_native_bf16`); elsewhere oneDNN has no bf16 convolution and PyTorch falls back to slow reference
@@ -20,7 +21,14 @@ from typing import Any
 
 import torch
 
-from sr_lit.bench.arms import PRECISION_ARMS, PRECISION_MODELS, BenchModel, precision_table, small_models
+from sr_lit.bench.arms import (
+    ARM_FLAGS,
+    PRECISION_ARMS,
+    PRECISION_MODELS,
+    BenchModel,
+    precision_table,
+    small_models,
+)
 from sr_lit.bench.common import Result
 
 
@@ -51,12 +59,11 @@ def cpu_models(quick: bool) -> dict[str, BenchModel]:
 
 def run(quick: bool = False, **_: Any) -> Result:
     cpu = torch.device("cpu")
-    res = precision_table(
-        cpu,
-        cpu_models(quick),
-        PRECISION_ARMS,
-        n_steps=1,
-        reps=1 if quick else 3,
-        conv_size=(1, 8) if quick else (8, 48),
+    facts = cpu_facts()
+    reps = 1 if quick else 3
+    # without native bf16 a bf16 step takes 10-20x an fp32 one: one repetition shows that, three would cost minutes
+    bf16_reps = (
+        {a: 1 for a in PRECISION_ARMS if ARM_FLAGS[a][0]} if not facts["precision_cpu_native_bf16"] else None
     )
-    return {**cpu_facts(), **res}
+    res = precision_table(cpu, cpu_models(quick), PRECISION_ARMS, n_steps=1, reps=reps, reps_by_arm=bf16_reps)
+    return {**facts, **res, "precision_bf16_reps": 1 if bf16_reps else reps}

@@ -163,7 +163,7 @@ def test_gpu_check_parts_on_cpu() -> None:
         and res["gpu_hpf_k3_shift_max_abs_diff"] < 1e-5
     )
     models = {"edsr_tiny_mmca_hpf": arms.small_models()["edsr_tiny_mmca_hpf"]}
-    res = gpu_check.step_times(models, ["fp32", "bf16"], cpu, steps=1, reps=1, conv_size=(1, 8))
+    res = gpu_check.step_times(models, ["fp32", "bf16"], cpu, steps=1, reps=1)
     # the GPU table's keys are the CPU precision benchmark's, prefixed
     assert res["gpu_bf16_train_speedup_vs_fp32_edsr_tiny_mmca_hpf"] > 0
     assert res["gpu_train_flop_rate_vs_conv_edsr_tiny_mmca_hpf"] > 0
@@ -171,7 +171,7 @@ def test_gpu_check_parts_on_cpu() -> None:
 
 def test_precision_table_keys() -> None:
     res = precision.run(quick=True)
-    check_flat(res, "precision_cpu_native_bf16", "conv64_train_gflops_fp32", "conv64_train_gflops_bf16_cl")
+    check_flat(res, "precision_cpu_native_bf16", "precision_bf16_reps")
     for model in arms.PRECISION_MODELS:
         check_flat(
             res,
@@ -180,6 +180,8 @@ def test_precision_table_keys() -> None:
             f"fp32_cl_train_speedup_vs_fp32_{model}",
             f"train_flop_rate_vs_conv_{model}",
             f"{model}_train_gflop_per_step",
+            f"{model}_conv64_train_gflops_fp32",
+            f"{model}_conv64_train_gflops_bf16_cl",
         )
         assert res[f"fastest_arm_{model}"] in arms.PRECISION_ARMS
         assert 0 < res[f"train_flop_rate_vs_conv_{model}"] < 100
