@@ -93,7 +93,7 @@ class SRModule(pl.LightningModule):
             }
         )
         self.net: nn.Module = build_model(**model_spec)
-        # NHWC activations and weights: oneDNN's convolutions skip their layout reorders (bench: `precision`)
+        # NHWC activations and weights (module.channels_last; what it gains depends on the hardware: bench `precision`)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = self.net.to(memory_format=self.memory_format)
         self.scale = int(model_spec["scale"])
