@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from sr_lit.errors import EXIT_USER_ERROR, ConfigError
+from sr_lit.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, UserError
 
 EXIT_USAGE = EXIT_USER_ERROR  # argparse's code for bad usage; also every bad input (sr_lit.errors.UserError)
 
@@ -15,6 +16,17 @@ EXIT_USAGE = EXIT_USER_ERROR  # argparse's code for bad usage; also every bad in
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+def run_command(prog: str, body: Callable[[], int]) -> int:
+    """Run a command's body: a UserError becomes one `<prog>: error: ...` line and exit 2, Ctrl-C exit 130;
+    anything else keeps its traceback (a bug, not a user mistake)."""
+    try:
+        return body()
+    except UserError as e:
+        fail(prog, str(e))
+    except KeyboardInterrupt:
+        fail(prog, "interrupted", code=EXIT_INTERRUPTED)
 
 
 def check_not_input(out: Path, inp: Path, prog: str) -> None:

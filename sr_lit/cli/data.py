@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sr_lit.cli._common import fail
+from sr_lit.cli._common import run_command
 from sr_lit.errors import UserError
 
 PROG = "sr-data"
@@ -88,12 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        fail(PROG, str(e))
-    except KeyboardInterrupt:
-        fail(PROG, "interrupted", code=130)
+    return run_command(PROG, lambda: run(args))
 
 
 if __name__ == "__main__":

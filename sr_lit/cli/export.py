@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sr_lit.cli._common import check_not_input, fail
-from sr_lit.errors import EXIT_INTERRUPTED, ConfigError, UserError
+from sr_lit.cli._common import check_not_input, run_command
+from sr_lit.errors import ConfigError, UserError
 
 PROG = "sr-export"
 FORMATS = ("onnx", "torchscript", "safetensors", "pth")
@@ -169,12 +169,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        fail(PROG, str(e))
-    except KeyboardInterrupt:
-        fail(PROG, "interrupted", code=EXIT_INTERRUPTED)
+    return run_command(PROG, lambda: run(args))
 
 
 if __name__ == "__main__":

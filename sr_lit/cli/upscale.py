@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from sr_lit.cli._common import fail
-from sr_lit.errors import EXIT_INTERRUPTED, ConfigError, ImageError, UserError
+from sr_lit.cli._common import run_command
+from sr_lit.errors import ConfigError, ImageError, UserError
 from sr_lit.utils.files import write_atomic
 
 PROG = "sr-upscale"
@@ -302,13 +302,12 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         with torch.inference_mode():
             return run(args)
-    except UserError as e:
-        fail(PROG, str(e))
-    except KeyboardInterrupt:
-        fail(PROG, "interrupted", code=EXIT_INTERRUPTED)
+
+    return run_command(PROG, body)
 
 
 if __name__ == "__main__":
