@@ -8,6 +8,10 @@ images with replacement, numpy generator seeded with ``SEED``: the same numbers 
 What the interval covers: which images a benchmark happens to hold. It does not cover the seed-to-seed spread of
 training beyond what averaging over the seeds removes (with 3 seeds that spread is shown separately, as the
 standard error of the per-seed deltas).
+
+Below ``MIN_IMAGES`` paired images no difference is flagged: a percentile bootstrap of 1-4 values is close to
+their [min, max] (with 1 value, a zero-width interval), so "all images moved the same way" would read as
+significant (for 3 images that happens by chance one time in four).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["N_RESAMPLES", "LEVEL", "SEED", "PairedDelta", "bootstrap_mean_ci", "paired_delta"]
+__all__ = ["MIN_IMAGES", "N_RESAMPLES", "LEVEL", "SEED", "PairedDelta", "bootstrap_mean_ci", "paired_delta"]
 
 N_RESAMPLES = 10_000
+MIN_IMAGES = 5
 LEVEL = 0.95
 SEED = 0
 
@@ -59,8 +64,9 @@ class PairedDelta:
 
     @property
     def excludes_zero(self) -> bool:
-        """True when the interval lies entirely above or below 0: distinguishable from no difference."""
-        return self.low > 0.0 or self.high < 0.0
+        """True when the interval lies entirely above or below 0: distinguishable from no difference (never with
+        fewer than MIN_IMAGES images, see the module doc)."""
+        return self.n_images >= MIN_IMAGES and (self.low > 0.0 or self.high < 0.0)
 
 
 def paired_delta(

@@ -321,11 +321,16 @@ def build_store(
     elif mode == "disk" and not (node.builds and node.barrier is None):
         # local rank 0 decodes into the cache; the others then find every file there (bad files excepted)
         assert cdir is not None
-        once_per_node(
+
+        def decode_into_cache() -> tuple[list, dict]:
+            return _check_all(pairs, scale, lr_border, mode, cdir, n_threads), {"done": True}
+
+        built = once_per_node(
             cdir, f"sr_lit-disk-{set_digest(pairs, scale, lr_border)}-{node.token}-{socket.gethostname()}", node,
-            lambda: (None, {"done": True}), lambda _: None,
+            decode_into_cache, lambda _: None,
         )  # fmt: skip
-        results = _check_all(pairs, scale, lr_border, mode, cdir, n_threads)
+        # the builder has its results; the other ranks check the same files, each one now a cache hit
+        results = built if built is not None else _check_all(pairs, scale, lr_border, mode, cdir, n_threads)
     else:
         results = _check_all(pairs, scale, lr_border, mode, cdir, n_threads)
     entries: list[_Entry] = []

@@ -85,14 +85,24 @@ def _hwc_tensor(buf: Any, shape: tuple[int, int, int]) -> torch.Tensor:
     return flat.view(shape).permute(2, 0, 1)
 
 
+def _pages(nbytes: int, page: int = 4096) -> int:
+    """Bytes an LMDB value of ``nbytes`` occupies: its own whole pages (overflow pages) plus a header."""
+    return -(-(nbytes + 64) // page) * page
+
+
 def _decode_bytes(data: bytes | memoryview, where: str) -> torch.Tensor:
     """An encoded image value (PNG/JPEG...) -> uint8 (C, H, W); ImageError naming the key when broken."""
     from PIL import Image
 
+    from sr_lit.data.io import _exif_upright, _to_array
+
+    raw = bytes(data)
     try:
-        with Image.open(io.BytesIO(bytes(data))) as img:
+        with Image.open(io.BytesIO(raw)) as img:
+            if img.format == "PNG" and len(raw) >= 26:  # IHDR bit depth and colour type, as read from a file
+                img.info["_sr_ihdr"] = (raw[24], raw[25])
             img.load()
-            a = np.asarray(img.convert("L") if img.mode in ("L", "1", "I;16", "I") else img.convert("RGB"))
+            a = _to_array(_exif_upright(img))  # the folder path's conversions: 16-bit -> round(v/257), EXIF
     except Exception as e:  # noqa: BLE001 - any decoder error is a bad value
         raise ImageError(where, f"corrupt image value ({type(e).__name__}: {e})") from None
     a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
@@ -347,11 +357,11 @@ def pack(
             c, h, w = probe_image(g[0].hr_path)
         except ImageError:
             continue  # reported when decoded
-        size += c * h * w + sum(c * (h // s) * (w // s) for s in scales)
+        size += sum(_pages(c * (h // s) * (w // s)) for s in (1, *scales)) + 512
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    env = lmdb.open(
-        str(tmp), map_size=int(size * 1.1) + (64 << 20), subdir=True, meminit=False, map_async=True
-    )
+    # LMDB stores a value over ~2 KiB on its own whole 4 KiB pages: round each up, plus the keys' B-tree. The map
+    # is only an upper bound (the file grows as written), so err on the large side rather than fail at the end.
+    env = lmdb.open(str(tmp), map_size=2 * size + (256 << 20), subdir=True, meminit=False, map_async=True)
     images, faults, written, pending = [], [], 0, 0
     try:
         txn = env.begin(write=True)

@@ -44,6 +44,7 @@ from sr_lit.data.io import ImageError, probe_image, read_image_into
 from sr_lit.data.memory import release_freed_heap
 from sr_lit.data.sources import ImagePair
 from sr_lit.errors import ConfigError, DataError
+from sr_lit.utils.owner import owner_gone, owner_record
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,9 @@ def build_shared(
                     "data.cache=disk"
                 )
             tmp = slab_path.with_name(f".{slab_path.name}.tmp-{os.getpid()}")
+            tmp.unlink(
+                missing_ok=True
+            )  # ours by name (host + PID): what a killed process of the same PID left
             _allocate_file(tmp, size)
             try:
                 data = _map(tmp, size, writable=True)
@@ -369,23 +373,6 @@ class NodeRole:
         return cls(True, f"p{os.getpid()}", None)
 
 
-def _owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def _alive(owner: dict[str, Any]) -> bool:
-    """False only when the owner is a process of this host that no longer exists."""
-    if owner.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError, ValueError, KeyError):
-        return True
-    return True
-
-
 def _remove_stale(directory: Path) -> None:
     """Files of runs on this host whose builder is gone (killed runs never reach their clean-up)."""
     for marker in [*directory.glob(f"{_PREFIX}*.json"), *directory.glob(f"{_PREFIX}*.building")]:
@@ -394,7 +381,7 @@ def _remove_stale(directory: Path) -> None:
         except (OSError, ValueError):
             continue
         owner = info.get("owner", info)
-        if not _alive(owner):
+        if owner_gone(owner):
             stem = marker.name.rsplit(".", 1)[0]
             for f in directory.glob(f"{stem}.*"):
                 f.unlink(missing_ok=True)
@@ -441,16 +428,16 @@ def once_per_node(
     manifest_path, marker = directory / f"{name}.json", directory / f"{name}.building"
     if role.builds:
         _remove_stale(directory)
-        _write_json(marker, _owner())
+        _write_json(marker, owner_record())
         _remove_at_exit([manifest_path, marker, *(directory / t for t in temporary)])
         if role.barrier is not None:
             role.barrier()  # the marker exists before any other rank looks for it
         try:
             value, manifest = build()
         except BaseException as e:
-            _write_json(manifest_path, {"owner": _owner(), "error": f"{type(e).__name__}: {e}"})
+            _write_json(manifest_path, {"owner": owner_record(), "error": f"{type(e).__name__}: {e}"})
             raise
-        _write_json(manifest_path, {"owner": _owner(), **manifest})
+        _write_json(manifest_path, {"owner": owner_record(), **manifest})
         marker.unlink(missing_ok=True)
         return value
     if role.barrier is not None:
@@ -468,7 +455,7 @@ def once_per_node(
             raise DataError(
                 f"the process building the decode cache {directory / name} ended before it was done"
             )
-        if owner is not None and not _alive(owner):
+        if owner is not None and owner_gone(owner):
             raise DataError(
                 f"the process building the decode cache {directory / name} (pid {owner['pid']}) ended"
             )

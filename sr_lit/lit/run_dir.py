@@ -17,10 +17,10 @@ Torch-free: `preflight` and the Hydra callback import this module before anythin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from sr_lit.errors import EXIT_USER_ERROR, ConfigError
 from sr_lit.lit.loggers import WANDB_ID_FILE
 from sr_lit.utils.launch import launch_rank
+from sr_lit.utils.owner import owner_gone, owner_record
 
 __all__ = [
     "LOCK_FILE",
@@ -71,12 +72,15 @@ def previous_run_files(run_dir: Path, ckpt_dir: Path | None = None) -> list[Path
     return found + ([metrics] if metrics.is_file() else [])
 
 
-def _resumes_this_folder(ckpt_path: Any, run_dir: Path) -> bool:
+def _resumes_this_folder(ckpt_path: Any, run_dir: Path, ckpt_dir: Path) -> bool:
+    """ckpt_path=last, or a checkpoint inside the run folder or its checkpoint folder (callbacks'
+    ``dirpath``, which may lie outside the run folder)."""
     if ckpt_path is None:
         return False
     if str(ckpt_path) == "last":
         return True
-    return Path(os.path.realpath(str(ckpt_path))).is_relative_to(os.path.realpath(run_dir))
+    path = Path(os.path.realpath(str(ckpt_path)))
+    return any(path.is_relative_to(os.path.realpath(d)) for d in (run_dir, ckpt_dir))
 
 
 def _shown(paths: list[Path], run_dir: Path) -> str:
@@ -110,18 +114,39 @@ def _in_use(run_dir: Path, holder: str) -> str:
 
 
 def _check_previous_run(cfg: Mapping[str, Any], run_dir: Path) -> None:
+    ckpt_dir = _checkpoint_dir(cfg, run_dir)
     if cfg.get("overwrite"):
+        _check_overwrite_keeps_inputs(cfg, run_dir, ckpt_dir)
         return
     ckpt_path = cfg.get("ckpt_path")
-    if _resumes_this_folder(ckpt_path, run_dir):
+    if _resumes_this_folder(ckpt_path, run_dir, ckpt_dir):
         return
-    previous = previous_run_files(run_dir, _checkpoint_dir(cfg, run_dir))
+    previous = previous_run_files(run_dir, ckpt_dir)
     if previous:
         given = f" (ckpt_path={ckpt_path} is not in it)" if ckpt_path is not None else ""
         raise RunFolderError(
             f"hydra.run.dir={run_dir} holds another run ({_shown(previous, run_dir)}){given}: resume it with "
             "ckpt_path=last, train into a new folder (another hydra.run.dir), or replace it with overwrite=true"
         )
+
+
+def _check_overwrite_keeps_inputs(cfg: Mapping[str, Any], run_dir: Path, ckpt_dir: Path) -> None:
+    """overwrite=true deletes the previous run's checkpoints: refuse when this run reads one of them."""
+    doomed = {os.path.realpath(p) for p in previous_run_files(run_dir, ckpt_dir)}
+    for key in ("ckpt_path", "init_from"):
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if key == "ckpt_path" and str(value) == "last":
+            raise ConfigError(
+                "overwrite=true with ckpt_path=last: overwrite deletes the checkpoints that resuming needs; "
+                "drop overwrite=true to resume, or drop ckpt_path to start over"
+            )
+        if os.path.realpath(str(value)) in doomed:
+            raise ConfigError(
+                f"{key}={value}: overwrite=true would delete this file before the run reads it; copy it out of "
+                f"{run_dir} first, or train into another folder (hydra.run.dir)"
+            )
 
 
 def clear_previous_run(cfg: Mapping[str, Any], run_dir: Path) -> list[Path]:
@@ -137,26 +162,6 @@ def clear_previous_run(cfg: Mapping[str, Any], run_dir: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------------- the lock
-def _process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux /proc), to tell a reused PID; None elsewhere."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[19]  # field 22 of stat; the command name may hold spaces
-
-
-def _alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        pass
-    now = _process_start(pid)
-    return start is None or now is None or now == start
-
-
 class RunLock:
     """``<run_dir>/sr-train.lock``: created exclusively, holds the owner's PID, host and start time."""
 
@@ -180,11 +185,8 @@ class RunLock:
         return f"PID {info.get('pid')} on host {info.get('host')}, since {info.get('since')}"
 
     def _stale(self, info: Mapping[str, Any]) -> bool:
-        """Provably dead: same host, and that PID no longer runs (or is another process now)."""
-        pid = info.get("pid")
-        if not isinstance(pid, int) or info.get("host") != socket.gethostname():
-            return False
-        return not _alive(pid, info.get("proc_start"))
+        """Provably dead (sr_lit.utils.owner): same host, boot and PID namespace, and that process is gone."""
+        return owner_gone(info)
 
     def live_holder(self) -> str | None:
         """Who holds the lock, or None when nobody does (no lock, or a stale one)."""
@@ -195,13 +197,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock; a stale one is taken over with a warning; a live one raises RunFolderError."""
-        me = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "proc_start": _process_start(os.getpid()),
-            "argv": sys.argv,
-        }
+        me = owner_record(since=time.strftime("%Y-%m-%d %H:%M:%S"), argv=sys.argv)
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -214,14 +210,30 @@ class RunLock:
                 log.warning(
                     f"{self.path}: taking over the lock of a run that is no longer running ({self.describe(info)})"
                 )
-                if self._read() == info:  # still the same stale lock (no one else took it over meanwhile)
-                    self.path.unlink(missing_ok=True)
+                self._remove_if_still(info)
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(me, indent=1) + "\n")
             self.held = True
             return
         raise RunFolderError(f"hydra.run.dir={self.path.parent}: could not take {self.path} (contended)")
+
+    def _remove_if_still(self, stale: Mapping[str, Any]) -> None:
+        """Remove the lock only if it is still the stale one: renamed away first (atomic), then compared, so two
+        processes taking over the same stale lock cannot delete each other's new one."""
+        aside = self.path.with_name(f".{LOCK_FILE}.stale-{os.getpid()}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return  # another process took it over (and removed it) first
+        try:
+            moved = json.loads(aside.read_text())
+        except (OSError, ValueError):
+            moved = {}
+        if moved != stale:  # a live lock taken meanwhile: put it back (only if no third lock appeared)
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, self.path)
+        aside.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self.held:

@@ -296,6 +296,11 @@ def detect(
     else:
         if res_scale is None:
             res_scale = 1.0  # the RCAN code ignores res_scale; BasicSR's default
+        elif layout == "official" and float(res_scale) != 1.0:
+            raise ValueError(
+                f"res_scale {res_scale:g}: the RCAN code this file comes from ignores res_scale (its blocks add "
+                "their full residual); only 1 reproduces it"
+            )
         backbone = {
             "arch": "rcan",
             "n_resgroups": consts["N"],

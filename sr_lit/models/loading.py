@@ -419,6 +419,8 @@ class HashCheck:
     def describe(self) -> str:
         if self.matches:
             return f"sha256 starts with {self.expected}, as its name says"
+        if self.expected.isdigit():  # a date or a step count looks like a hash too: no verdict
+            return f"the {self.expected} in its name is not its sha256 prefix (a date or number, not a hash?)"
         return (
             f"sha256 {self.actual[: len(self.expected)]}... does NOT match the {self.expected} in its name "
             "(a damaged or different file)"

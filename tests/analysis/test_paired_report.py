@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sr_lit.analysis.stats import bootstrap_mean_ci, paired_delta
+from sr_lit.analysis.stats import MIN_IMAGES, bootstrap_mean_ci, paired_delta
 
 N_IMAGES = 40
 SEEDS = (0, 1, 2)
@@ -129,6 +129,11 @@ def test_paired_delta_uses_common_seeds_and_images_only() -> None:
     assert pd is not None and pd.n_seeds == 2 and pd.images == ("a", "b")
     assert pd.per_image == pytest.approx((0.1, 0.3)) and pd.mean == pytest.approx(0.2)
     assert paired_delta({"5": {"a": 1.0}}, ref) is None
+    # two images, both up: an interval above 0, but too few images to call it a difference
+    assert pd.low > 0 and not pd.excludes_zero
+    five = {"0": {f"i{k}": 30.0 for k in range(5)}}
+    up = paired_delta({"0": {f"i{k}": 30.1 + 0.01 * k for k in range(5)}}, five)
+    assert up is not None and up.n_images == MIN_IMAGES == 5 and up.excludes_zero
 
 
 def test_bootstrap_is_seeded_and_covers_the_mean() -> None:

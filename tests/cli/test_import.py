@@ -100,6 +100,11 @@ def test_sr_import_reports_detection_and_hash(tmp_path: Path, capsys) -> None:
     assert import_main([str(bad), "--out", str(out), "--overwrite", "--res-scale", "1"]) == 0
     assert "does NOT match the 0edfb8a3" in capsys.readouterr().err
     assert load_model(out)[1]["backbone"]["res_scale"] == 1.0
+    dated = tmp_path / "edsr_x2-20240315.pt"  # a date is no hash: no "damaged file" verdict
+    dated.write_bytes(plain.read_bytes())
+    assert import_main([str(dated), "--out", str(out), "--overwrite", "--res-scale", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "NOT match" not in err and "not its sha256 prefix" in err
     with pytest.raises(SystemExit) as e:
         import_main([str(good), "--out", str(out), "--overwrite", "--arch", "rcan"])
     err = capsys.readouterr().err

@@ -107,6 +107,41 @@ def test_shared_cache_builder_and_reader(tmp_path: Path) -> None:
     assert _same(_items(pickle.loads(blob)), _items(ref))
 
 
+def test_disk_cache_is_decoded_by_the_builder_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data.cache=disk with several ranks on a node: local rank 0 decodes into the cache while the others wait,
+    then they find every file there (a reader started during the build decodes nothing)."""
+    import threading
+    import time
+
+    from sr_lit.data import datasets
+
+    root = write_div2k_like(tmp_path / "DIV2K", 3, size=(60, 70), lr_scales=(2,))
+    pairs = div2k_pairs(root, 2, "1-3")
+    decoded: list[str] = []
+    real = datasets._load_pair
+
+    def slow_load(pair, *a, **k):  # type: ignore[no-untyped-def]
+        decoded.append(pair.name)
+        time.sleep(0.3)
+        return real(pair, *a, **k)
+
+    monkeypatch.setattr(datasets, "_load_pair", slow_load)
+    token, kw = (
+        uuid.uuid4().hex[:8],
+        {"label": "t", "cache": "disk", "cache_dir": tmp_path / "npy", "threads": 1},
+    )
+    stores: dict[str, object] = {}
+    builder = threading.Thread(
+        target=lambda: stores.update(b=build_store(pairs, 2, node=NodeRole(True, token, lambda: None), **kw))
+    )
+    builder.start()
+    time.sleep(0.1)  # the reader starts while the builder is decoding
+    stores["r"] = build_store(pairs, 2, node=NodeRole(False, token, None, wait_s=60), **kw)
+    builder.join()
+    assert sorted(decoded) == sorted(p.name for p in pairs)  # each image decoded once, by the builder
+    assert len(stores["r"]) == len(stores["b"]) == 3  # type: ignore[arg-type]
+
+
 def test_reader_fails_at_once_when_the_builder_is_gone(tmp_path: Path) -> None:
     name = "sr_lit-test-x"
     (tmp_path / f"{name}.building").write_text(

@@ -203,6 +203,10 @@ def test_rcan_res_scale_cannot_go_to_the_rcan_code(tmp_path: Path) -> None:
         export_pth(model, spec, tmp_path / "m.pt", layout="official")
     export_pth(model, spec, tmp_path / "m.pth", layout="basicsr")  # BasicSR's RCAB has res_scale
     assert read_weights(tmp_path / "m.pth", res_scale=0.5).spec == spec
+    # and reading a file of the RCAN code with another res_scale would silently change what it computes
+    export_pth(build_model(**_small_spec(SMALL_RCAN, 2)), _small_spec(SMALL_RCAN, 2), tmp_path / "o.pt")
+    with pytest.raises(ValueError, match="ignores res_scale"):
+        read_weights(tmp_path / "o.pt", res_scale=0.5)
 
 
 def test_basicsr_export_refuses_a_trained_mean_shift(tmp_path: Path) -> None:

@@ -82,6 +82,38 @@ def test_resume_and_overwrite_are_the_ways_in(tiny_run: Path, tmp_path: Path, ca
     assert not (run / LOCK_FILE).exists()
 
 
+def test_overwrite_never_deletes_what_the_run_reads(tiny_run: Path, tmp_path: Path) -> None:
+    """overwrite=true deletes the previous run's checkpoints: refused before that when the new run would read one
+    of them (init_from or ckpt_path inside the folder), and with ckpt_path=last (a contradiction)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    last = run / "checkpoints" / "last.ckpt"
+    before = _snapshot(run)
+    for key, value in (("init_from", str(last)), ("ckpt_path", str(last)), ("ckpt_path", "last")):
+        with pytest.raises(ConfigError, match=f"{key}={value}|ckpt_path=last") as err:
+            claim_run_folder(_cfg(run, overwrite=True, **{key: value}), run)
+        assert "overwrite=true" in str(err.value)
+    assert _snapshot(run) == before and not (run / LOCK_FILE).exists()
+    # a checkpoint kept outside the folder is fine
+    outside = tmp_path / "kept.ckpt"
+    shutil.copy(last, outside)
+    claim_run_folder(_cfg(run, overwrite=True, init_from=str(outside)), run).release()
+    assert outside.is_file() and not last.exists()
+
+
+def test_resume_from_a_checkpoint_folder_outside_the_run_folder(tiny_run: Path, tmp_path: Path) -> None:
+    """callbacks.model_checkpoint.dirpath elsewhere (a scratch disk): resuming from a checkpoint there is a resume
+    of this run, not another run's results."""
+    run, scratch = tmp_path / "run", tmp_path / "scratch" / "ckpts"
+    shutil.copytree(tiny_run, run)
+    shutil.move(run / "checkpoints", scratch)
+    cfg = _cfg(run, ckpt_path=str(scratch / "last.ckpt"))
+    cfg["callbacks"] = {"model_checkpoint": {"_target_": "x", "dirpath": str(scratch)}}
+    check_run_folder(cfg)
+    with pytest.raises(RunFolderError, match="holds another run"):
+        check_run_folder({**cfg, "ckpt_path": None})
+
+
 # -------------------------------------------------------------------------------- finding 4: one live process
 def _lock_of(run: Path, pid: int, host: str | None = None) -> Path:
     run.mkdir(parents=True, exist_ok=True)
@@ -121,6 +153,29 @@ def test_stale_locks_are_taken_over_unknown_hosts_are_not(tmp_path: Path, caplog
     # another machine's lock: its process cannot be looked at, so it is never assumed dead
     _lock_of(run, dead.pid, host="another-node")
     with pytest.raises(RunFolderError, match="on host another-node"):
+        claim_run_folder(_cfg(run), run)
+
+
+@pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="Linux /proc only")
+def test_locks_of_other_containers_and_earlier_boots(tmp_path: Path) -> None:
+    """Containers sharing a host name (--network=host) have their own PID namespaces: a PID missing here may be
+    alive there, so such a lock is never taken over; a lock written before this machine booted is stale."""
+    from sr_lit.utils import owner
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    me = owner.owner_record()
+    assert owner.owner_gone({**me, "pid": dead.pid, "proc_start": None})
+    assert not owner.owner_gone({**me, "pid": dead.pid, "pid_ns": me["pid_ns"] + 1})  # another container
+    assert not owner.owner_gone(me)  # this process
+    assert owner.owner_gone({**me, "proc_start": "1"})  # our PID, reused: the record's process is gone
+    rebooted = {**me, "boot_id": "another-boot"}
+    assert owner.owner_gone({**rebooted, "written": 0.0})  # written before this boot
+    assert not owner.owner_gone({**rebooted, "written": me["written"]})  # another machine of the same name
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_FILE).write_text(json.dumps({**me, "pid": dead.pid, "pid_ns": me["pid_ns"] + 1}))
+    with pytest.raises(RunFolderError, match="is in use"):
         claim_run_folder(_cfg(run), run)
 
 
