@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from sr_lit import errors
-from sr_lit.data.datasets import DataConfigError, DataFaultError
+from sr_lit.data.store import DataConfigError, DataFaultError
 from sr_lit.errors import (
     EXIT_TRAINING_FAULT,
     EXIT_USER_ERROR,
@@ -75,7 +75,7 @@ def test_spawned_worker_errors_keep_their_class():
     back = from_spawned(_spawned("sr_lit.lit.module.NonFiniteLossError: too many bad steps\nsecond line"))
     assert type(back) is NonFiniteLossError and str(back) == "too many bad steps\nsecond line"
     assert exit_code(_spawned("sr_lit.errors.ImageError: a.png: truncated")) == EXIT_USER_ERROR
-    assert isinstance(from_spawned(_spawned("sr_lit.data.datasets.DataConfigError: x")), UserError)
+    assert isinstance(from_spawned(_spawned("sr_lit.data.store.DataConfigError: x")), UserError)
     other = _spawned("ValueError: some bug")
     assert from_spawned(other) is other and exit_code(other) is None
     assert errors.one_line(_spawned("sr_lit.errors.ConfigError: seed=abc")) == "seed=abc"

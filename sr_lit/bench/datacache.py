@@ -126,8 +126,8 @@ def train_peak_mb(data_root: Path, run_dir: Path, env: dict[str, str], extra: tu
 
 def setup_seconds(root: Path, n: int, official_lr: bool) -> tuple[float, float]:
     """(seconds, decoded MiB) to build the memory cache of the first n images of a DIV2K layout."""
-    from sr_lit.data.datasets import build_store
     from sr_lit.data.sources import div2k_pairs
+    from sr_lit.data.store import build_store
 
     pairs = div2k_pairs(root, 2, f"1-{n}", use_official_lr=official_lr)
     t0 = time.perf_counter()
@@ -138,7 +138,7 @@ def setup_seconds(root: Path, n: int, official_lr: bool) -> tuple[float, float]:
 _SHARED_CHILD = """
 import json, sys, time
 from sr_lit.data.memory import status_mb
-from sr_lit.data.datasets import build_store
+from sr_lit.data.store import build_store
 from sr_lit.data.slab import NodeRole, decode_count
 from sr_lit.data.sources import div2k_pairs
 root, n, role, token, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]

@@ -185,8 +185,8 @@ def load_data(data_dir: str | None, quick: bool) -> tuple[str, ImagePairs, Image
     if quick:
         return "synthetic (quick)", synthetic_pairs(2, 64, 0), synthetic_pairs(2, 64, 1)
     try:
-        from sr_lit.data.datasets import build_store
         from sr_lit.data.sources import benchmark_pairs, folder_pairs, sample_pairs
+        from sr_lit.data.store import build_store
     except ImportError as e:  # no Pillow/numpy on this machine
         return f"synthetic ({e})", synthetic_pairs(8, 256, 0), synthetic_pairs(5, 256, 1)
     for d in data_dirs(data_dir):

@@ -226,9 +226,10 @@ def _source_rates(
     import random
 
     from sr_lit.bench.datacache import write_div2k_like
-    from sr_lit.data.datasets import TrainPatchDataset, build_store
+    from sr_lit.data.datasets import TrainPatchDataset
     from sr_lit.data.packed import open_lmdb, pack
     from sr_lit.data.sources import div2k_pairs
+    from sr_lit.data.store import build_store
 
     out: Result = {"loader_sources_load_avg_1m_start": load_avg_1m()}
     with tempfile.TemporaryDirectory(prefix="sr_bench_sources_") as tmp:

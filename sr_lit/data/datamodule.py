@@ -22,18 +22,13 @@ import torch.distributed as dist
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from sr_lit.data.datasets import (
-    DataConfigError,
-    EvalDataset,
-    TrainPatchDataset,
-    build_eval_datasets,
-    normalize_cache,
-)
+from sr_lit.data.datasets import EvalDataset, TrainPatchDataset, build_eval_datasets
 from sr_lit.data.memory import status_mb
 from sr_lit.data.packed import LmdbStore, open_lmdb
 from sr_lit.data.samplers import EpochKeyedSampler, UnrepeatedDistributedSampler
 from sr_lit.data.slab import NodeRole
 from sr_lit.data.sources import pairs_from_spec, sample_pairs
+from sr_lit.data.store import DataConfigError, normalize_cache
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +63,7 @@ class SRDataModule(pl.LightningDataModule):
         num_workers / val_num_workers: DataLoader workers for training / evaluation loaders.
         pin_memory: None = on when CUDA is available.
         persistent_workers: keep training workers alive between epochs (num_workers > 0).
-        cache: memory | shared | disk | none | auto (see ``sr_lit.data.datasets``): ``auto`` = ``shared`` when
+        cache: memory | shared | disk | none | auto (see ``sr_lit.data.store``): ``auto`` = ``shared`` when
             the trainer runs several ranks on a node (one decoded copy per node), else ``memory``.
             cache_dir: ``disk``'s folder, or where ``shared`` puts its file (default /dev/shm).
         lr_border: symmetric (EDSR files) | replicate (RCAN/SelfExSR files), for generated LR.

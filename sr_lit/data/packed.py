@@ -206,7 +206,7 @@ def open_lmdb(
     size_reason: Callable[[int, int], str] | None = None,
 ) -> LmdbStore:
     """Open an sr_lit pack or a BasicSR LMDB folder as a training store (see the module docstring)."""
-    from sr_lit.data.datasets import BadImageWarning, DataConfigError, DataFaultError
+    from sr_lit.data.store import BadImageWarning, DataConfigError, DataFaultError
 
     t0 = time.perf_counter()
     root = Path(root)
@@ -336,7 +336,7 @@ def pack(
     Every file is checked as the decode cache checks it; bad files stop the pack with one line each (nothing is
     left at ``out``: the pack is written to ``out.tmp-<pid>`` and renamed when complete).
     """
-    from sr_lit.data.datasets import DataFaultError
+    from sr_lit.data.store import DataFaultError
 
     lmdb = _lmdb()
     t0 = time.perf_counter()

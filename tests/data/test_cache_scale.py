@@ -23,10 +23,11 @@ from PIL import Image
 from sr_lit.bench.datacache import photo_like, write_div2k_like
 from sr_lit.data import slab
 from sr_lit.data.datamodule import SRDataModule
-from sr_lit.data.datasets import TrainPatchDataset, build_store
+from sr_lit.data.datasets import TrainPatchDataset
 from sr_lit.data.imresize import make_lr, make_lr_into
 from sr_lit.data.slab import NodeRole
 from sr_lit.data.sources import div2k_pairs, folder_pairs
+from sr_lit.data.store import build_store
 from sr_lit.errors import ConfigError, DataError
 from tests.data.helpers import digest
 
@@ -113,19 +114,19 @@ def test_disk_cache_is_decoded_by_the_builder_only(tmp_path: Path, monkeypatch: 
     import threading
     import time
 
-    from sr_lit.data import datasets
+    from sr_lit.data import store
 
     root = write_div2k_like(tmp_path / "DIV2K", 3, size=(60, 70), lr_scales=(2,))
     pairs = div2k_pairs(root, 2, "1-3")
     decoded: list[str] = []
-    real = datasets._load_pair
+    real = store._load_pair
 
     def slow_load(pair, *a, **k):  # type: ignore[no-untyped-def]
         decoded.append(pair.name)
         time.sleep(0.3)
         return real(pair, *a, **k)
 
-    monkeypatch.setattr(datasets, "_load_pair", slow_load)
+    monkeypatch.setattr(store, "_load_pair", slow_load)
     token, kw = (
         uuid.uuid4().hex[:8],
         {"label": "t", "cache": "disk", "cache_dir": tmp_path / "npy", "threads": 1},

@@ -10,16 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_lit.data.datasets import (
-    BadImageWarning,
-    DataFaultError,
-    EvalDataset,
-    TrainPatchDataset,
-    build_eval_datasets,
-)
+from sr_lit.data.datasets import EvalDataset, TrainPatchDataset, build_eval_datasets
 from sr_lit.data.imresize import make_lr
 from sr_lit.data.io import read_image
 from sr_lit.data.sources import ImagePair, folder_pairs, sample_pairs
+from sr_lit.data.store import BadImageWarning, DataFaultError
 from sr_lit.data.transforms import apply_dihedral
 
 RNG = np.random.default_rng(1)

@@ -14,10 +14,11 @@ from PIL import Image
 
 from sr_lit.bench.datacache import photo_like, write_div2k_like
 from sr_lit.data.datamodule import SRDataModule
-from sr_lit.data.datasets import DataConfigError, DataFaultError, TrainPatchDataset
+from sr_lit.data.datasets import TrainPatchDataset
 from sr_lit.data.imresize import make_lr
 from sr_lit.data.packed import open_lmdb, pack
 from sr_lit.data.sources import folder_pairs
+from sr_lit.data.store import DataConfigError, DataFaultError
 from tests.reliability.cli import REPO_ROOT, cli_env
 
 

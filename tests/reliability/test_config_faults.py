@@ -231,8 +231,8 @@ def test_error_classification_covers_errors_raised_inside_fit() -> None:
     from omegaconf.errors import MissingMandatoryValue
 
     from sr_lit.cli.train import classify_error
-    from sr_lit.data.datasets import DataConfigError, DataFaultError
     from sr_lit.data.io import ImageError
+    from sr_lit.data.store import DataConfigError, DataFaultError
     from sr_lit.errors import UserError
     from sr_lit.lit.module import NonFiniteLossError
     from sr_lit.models.loading import CheckpointError
@@ -254,7 +254,7 @@ def test_error_classification_covers_errors_raised_inside_fit() -> None:
     # the same, raised in a spawned DDP worker (trainer=ddp_cpu)
     kind, message = classify_error(
         _spawned(
-            "sr_lit.data.datasets.DataFaultError: 1 bad image file(s) out of 3 in x:", "  /d/a.png: truncated"
+            "sr_lit.data.store.DataFaultError: 1 bad image file(s) out of 3 in x:", "  /d/a.png: truncated"
         )
     )
     assert kind == "user" and message == "1 bad image file(s) out of 3 in x:\n  /d/a.png: truncated"

@@ -65,7 +65,7 @@ def test_skip_bad_warns_and_finishes_with_a_count(bad_folder: Path, tmp_path: Pa
 
 def test_disk_cache_skips_the_check_of_unchanged_files_only(tmp_path: Path, monkeypatch) -> None:
     """A second run decodes nothing that is unchanged; a file corrupted in between is caught again."""
-    import sr_lit.data.datasets as ds
+    import sr_lit.data.store as ds
     from sr_lit.data.sources import folder_pairs
 
     root, cache = tmp_path / "images", tmp_path / "cache"

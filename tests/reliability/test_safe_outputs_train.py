@@ -249,8 +249,9 @@ def test_training_images_upright_and_broken_links_named(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from sr_lit.data.datasets import DataFaultError, TrainPatchDataset
+    from sr_lit.data.datasets import TrainPatchDataset
     from sr_lit.data.sources import folder_pairs
+    from sr_lit.data.store import DataFaultError
 
     d = tmp_path / "train"
     write_png(d / "a.png", 40, 40)
