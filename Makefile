@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv: CPU torch, then sr_lit editable with dev extras
 
-train: $(STAMP) ## the default run: edsr_tiny+MMCA+HPF x2 on scikit-image photos, validated on Set5 (~10 min CPU)
+train: $(STAMP) ## the default run: edsr_tiny+MMCA+HPF x2 on scikit-image photos, validated on Set5 (~8 min on 2 CPU cores)
 	$(VENV)/bin/sr-train experiment=quickstart $(ARGS)
 
 test: $(STAMP) ## the test suite (no `slow` tests; ~10 min on 2 cores)
