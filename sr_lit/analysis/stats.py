@@ -7,7 +7,8 @@ images with replacement, numpy generator seeded with ``SEED``: the same numbers 
 
 What the interval covers: which images a benchmark happens to hold. It does not cover the seed-to-seed spread of
 training beyond what averaging over the seeds removes (with 3 seeds that spread is shown separately, as the
-standard error of the per-seed deltas).
+standard error of the per-seed deltas). ``per_seed`` keeps each seed's own difference (mean over the same images)
+so that a reader can see when the seeds disagree: then the interval over images is not the whole story.
 
 Below ``MIN_IMAGES`` paired images no difference is flagged: a percentile bootstrap of 1-4 values is close to
 their [min, max] (with 1 value, a zero-width interval), so "all images moved the same way" would read as
@@ -61,12 +62,19 @@ class PairedDelta:
     n_seeds: int
     per_image: tuple[float, ...]  # seed-averaged difference of each image (``images`` order)
     images: tuple[str, ...]
+    per_seed: tuple[float, ...] = ()  # each seed's difference, mean over the same images (``seeds`` order)
+    seeds: tuple[str, ...] = ()
 
     @property
     def excludes_zero(self) -> bool:
         """True when the interval lies entirely above or below 0: distinguishable from no difference (never with
         fewer than MIN_IMAGES images, see the module doc)."""
         return self.n_images >= MIN_IMAGES and (self.low > 0.0 or self.high < 0.0)
+
+    @property
+    def seeds_agree(self) -> bool:
+        """Every seed's own difference has the sign of the mean (needs 2 or more seeds)."""
+        return len(self.per_seed) >= 2 and all(d * self.mean > 0 for d in self.per_seed)
 
 
 def paired_delta(
@@ -83,15 +91,17 @@ def paired_delta(
     if not seeds:
         return None
     images = set.intersection(*(set(variant[s]) & set(reference[s]) for s in seeds))
-    names, diffs = [], []
+    names, diffs, by_seed = [], [], []
     for name in sorted(images):
         d = [float(variant[s][name]) - float(reference[s][name]) for s in seeds]
         if all(math.isfinite(x) for x in d):
             names.append(name)
             diffs.append(sum(d) / len(d))
+            by_seed.append(d)
     if not diffs:
         return None
     arr = np.asarray(diffs)
+    per_seed = np.asarray(by_seed).mean(axis=0)
     low, high = bootstrap_mean_ci(arr, n_resamples, level, seed)
     return PairedDelta(
         mean=float(arr.mean()),
@@ -101,4 +111,6 @@ def paired_delta(
         n_seeds=len(seeds),
         per_image=tuple(diffs),
         images=tuple(names),
+        per_seed=tuple(float(x) for x in per_seed),
+        seeds=tuple(str(s) for s in seeds),
     )

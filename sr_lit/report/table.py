@@ -249,6 +249,8 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
                         f"{s}_dpsnr_ci_excludes_0": pd.excludes_zero if pd else None,
                         f"{s}_n_images_paired": pd.n_images if pd else None,
                         f"{s}_n_seeds_paired": pd.n_seeds if pd else None,
+                        f"{s}_dpsnr_by_seed": _by_seed(pd, 4) if pd else None,
+                        f"{s}_dpsnr_seeds_agree": pd.seeds_agree if pd else None,
                     }
                 )
             n_bands = report.n_bands(s)
@@ -279,6 +281,10 @@ def band_rows(report: Report) -> tuple[list[str], list[list[Any]]]:
                         [r.label, s, k, b.mean, b.low, b.high, b.excludes_zero, b.n_images, b.n_seeds]
                     )
     return columns, rows
+
+
+def _by_seed(pd: PairedDelta, digits: int) -> str:
+    return " / ".join(f"{d:+.{digits}f}" for d in pd.per_seed)
 
 
 def _fmt_paired(pd: PairedDelta, digits: int) -> str:
@@ -328,7 +334,9 @@ def markdown(report: Report, title: str) -> str:
     sets = report.sets
     head = ["variant", "n seeds", "params", "GFLOPs (48×48)"]
     for s in sets:
-        head += [f"{s} PSNR-Y", f"{s} SSIM-Y", f"{s} ΔPSNR"]
+        head += [f"{s} PSNR-Y", f"{s} SSIM-Y", f"{s} ΔPSNR"] + (
+            [f"{s} Δ by seed"] if report.has_paired else []
+        )
     lines = [f"# {title}", ""]
     n_ok = sum(j.status == "ok" for j in report.jobs)
     lines.append(
@@ -338,7 +346,8 @@ def markdown(report: Report, title: str) -> str:
         + (
             "the paired per-image difference (same image, same seed) averaged over seeds, with its 95 % bootstrap "
             f"interval over images ({N_RESAMPLES} resamples, seeded); * = the interval excludes 0. It covers the "
-            "choice of images, not the seed-to-seed spread (see the ± std columns)."
+            "choice of images, not the seed-to-seed spread: Δ by seed gives each seed's own paired difference "
+            "(seeds in order; ✓ = all of one sign). A difference is worth a claim when it clears both."
             if report.has_paired
             else "± standard error of the difference of the seed means."
         )
@@ -365,6 +374,11 @@ def markdown(report: Report, title: str) -> str:
             else:
                 ref = "—" if d is None else f"{d[0]:+.3f}" + (f" ± {d[1]:.3f}" if d[1] else "")
             cells += [_fmt(r.psnr.get(s, []), 3), _fmt(r.ssim.get(s, []), 4), ref]
+            if report.has_paired:
+                if r.reference is r or pd is None:
+                    cells.append("—")
+                else:
+                    cells.append(_by_seed(pd, 3) + (" ✓" if pd.seeds_agree else ""))
         lines.append("| " + " | ".join(cells) + " |")
     lines += _band_markdown(report)
     if report.problems:

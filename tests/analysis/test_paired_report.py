@@ -103,6 +103,10 @@ def test_report_pairs_images_and_seeds_and_flags_intervals(grid: Path, tmp_path:
     assert ca["Set14_dpsnr_ci_excludes_0"] == "True"
     assert float(mmca["Set14_dpsnr_ci_low"]) < 0 < float(mmca["Set14_dpsnr_ci_high"])
     assert mmca["Set14_dpsnr_ci_excludes_0"] == "False"
+    # seed by seed: the seed offsets cancel in the pairing, so each seed shows HPF's mean effect
+    by_seed = [float(x) for x in hpf["Set14_dpsnr_by_seed"].split(" / ")]
+    assert by_seed == pytest.approx([EFFECTS[("none", "dynamic")].mean()] * 3, abs=1e-4)
+    assert hpf["Set14_dpsnr_seeds_agree"] == "True"
 
     # per band: HPF's known band effects, exact intervals (no per-image spread in the band effects)
     for k, b in enumerate(BAND_EFFECT[("none", "dynamic")]):
@@ -128,6 +132,10 @@ def test_paired_delta_uses_common_seeds_and_images_only() -> None:
     # seeds 0 and 1 (2 is unpaired); images a, b (c is missing at seed 0); a: (0.2 + 0.0) / 2, b: (0.2 + 0.4) / 2
     assert pd is not None and pd.n_seeds == 2 and pd.images == ("a", "b")
     assert pd.per_image == pytest.approx((0.1, 0.3)) and pd.mean == pytest.approx(0.2)
+    # seed by seed over the same images: seed 0 (0.2 + 0.2) / 2, seed 1 (0.0 + 0.4) / 2; both positive
+    assert pd.seeds == ("0", "1") and pd.per_seed == pytest.approx((0.2, 0.2)) and pd.seeds_agree
+    split = paired_delta({"0": {"a": 30.5, "b": 31.5}, "1": {"a": 30.4, "b": 31.4}}, ref)
+    assert split is not None and split.per_seed == pytest.approx((0.5, -0.1)) and not split.seeds_agree
     assert paired_delta({"5": {"a": 1.0}}, ref) is None
     # two images, both up: an interval above 0, but too few images to call it a difference
     assert pd.low > 0 and not pd.excludes_zero
