@@ -17,6 +17,7 @@ Torch-free: `preflight` and the Hydra callback import this module before anythin
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -188,10 +189,16 @@ class RunLock:
         """Provably dead (sr_lit.utils.owner): same host, boot and PID namespace, and that process is gone."""
         return owner_gone(info)
 
+    @staticmethod
+    def _ours(info: Mapping[str, Any]) -> bool:
+        """Written by this very process (the Hydra callback took it before the pipeline's checks)."""
+        me = owner_record()
+        return all(info.get(k) == me[k] for k in ("pid", "host", "proc_start"))
+
     def live_holder(self) -> str | None:
-        """Who holds the lock, or None when nobody does (no lock, or a stale one)."""
+        """Who else holds the lock, or None when nobody does (no lock, a stale one, or this process's)."""
         info = self._read()
-        if info is None or (info and self._stale(info)):
+        if info is None or (info and (self._stale(info) or self._ours(info))):
             return None
         return self.describe(info)
 
@@ -205,6 +212,9 @@ class RunLock:
                 info = self._read()
                 if info is None:
                     continue  # released meanwhile
+                if info and self._ours(info):
+                    self.held = True  # taken earlier by this process (RunFolderGuard)
+                    return
                 if not (info and self._stale(info)):
                     raise RunFolderError(_in_use(self.path.parent, self.describe(info))) from None
                 log.warning(
@@ -271,7 +281,10 @@ class RunFolderGuard(Callback):
 
     A refused folder ends the command here with one ``<prog>: error: ...`` line and exit code 2: Hydra would
     otherwise replace the other run's ``.hydra/`` config and append to its log first (or, for a file, fail with
-    a traceback). ``runs=False`` (sr-eval): only the "is a folder" check; its run folders hold no run to protect.
+    a traceback). A folder that passes is locked here, before Hydra writes into it, so that of two commands
+    started on one folder at the same moment the second is refused before it writes its ``.hydra/`` over the
+    first's; the pipeline's ``claim_run_folder`` then finds the lock is its own. ``runs=False`` (sr-eval): only
+    the "is a folder" check; its run folders hold no run to protect.
     """
 
     def __init__(self, prog: str = "sr-train", runs: bool = True) -> None:
@@ -294,6 +307,10 @@ class RunFolderGuard(Callback):
                 config.hydra.runtime.output_dir = run_dir
             HydraConfig.instance().set_config(config)
             check_run_folder(config, run_dir)
+            os.makedirs(run_dir, exist_ok=True)  # as Hydra does next
+            lock = RunLock(run_dir)
+            lock.acquire()
+            atexit.register(lock.release)  # if the command ends before the pipeline takes the lock over
         except ConfigError as e:
             print(f"{self.prog}: error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(EXIT_USER_ERROR) from None

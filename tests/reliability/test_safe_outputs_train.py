@@ -179,6 +179,38 @@ def test_locks_of_other_containers_and_earlier_boots(tmp_path: Path) -> None:
         claim_run_folder(_cfg(run), run)
 
 
+def test_the_hydra_callback_locks_the_folder_before_hydra_writes_into_it(tmp_path: Path) -> None:
+    """Two commands started on one empty folder at the same moment: both used to pass the callback (nothing in the
+    folder yet) and write their .hydra/ config, the loser refused only later at the lock. Now the callback takes
+    the lock: while this process holds it, another sr-train is refused before writing anything; the pipeline's
+    own checks and claim then treat the lock as this process's."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from sr_lit.lit.run_dir import RunFolderGuard
+    from sr_lit.utils.config import CONFIG_DIR
+
+    run = tmp_path / "run"
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose("train", [f"hydra.run.dir={run}"], return_hydra_config=True)
+        RunFolderGuard().on_run_start(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+    assert json.loads((run / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]
+    proc = run_sr_train("trainer.max_steps=1", run_dir=run, timeout=120)
+    _refused(proc, "is in use by another sr-train", f"PID {os.getpid()}")
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]  # no .hydra/, no log of the refused command
+    check_run_folder(_cfg(run))  # this process's own lock does not refuse it
+    lock = claim_run_folder(_cfg(run), run)
+    assert lock is not None and lock.held
+    lock.release()
+    assert not (run / LOCK_FILE).exists()
+
+
 def test_other_ranks_are_not_refused_by_rank_0s_lock(tiny_run: Path, tmp_path: Path, monkeypatch) -> None:
     """Lightning re-runs the command for ranks > 0 (trainer=ddp, LOCAL_RANK set), torchrun/SLURM start every rank
     (RANK / SLURM_PROCID): same folder, rank 0's lock and results in it; they neither check nor lock."""
