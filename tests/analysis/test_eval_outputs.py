@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,31 +13,22 @@ import torch
 
 from sr_lit.metrics.sr_metrics import evaluate_pair
 from tests._shared import require_shared_data, shared_data_dir
-
-
-def _sr_eval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, *overrides: str) -> dict:
-    from sr_lit.cli.eval import main
-
-    out = tmp_path / f"{name}.json"
-    argv = ["sr-eval", *overrides, f"json_out={out}", f"hydra.run.dir={tmp_path / name}", "progress=false"]
-    monkeypatch.setattr(sys, "argv", argv)
-    main()
-    return json.loads(out.read_text())
+from tests.cli._eval import run_eval
 
 
 @pytest.mark.data
 def test_sr_eval_per_image_csv_and_bicubic_spectrum(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     require_shared_data("Set5")
     common = ["baseline=bicubic", "scale=2", f"paths.data_dir={shared_data_dir()}", "data.sets=[Set5]"]
-    plain = _sr_eval(monkeypatch, tmp_path, "plain", *common, "per_image=false")
-    full = _sr_eval(monkeypatch, tmp_path, "full", *common, "spectrum=true", "n_bands=6")
+    plain = run_eval(monkeypatch, tmp_path / "plain", *common, "per_image=false")
+    full = run_eval(monkeypatch, tmp_path / "full", *common, "spectrum=true", "n_bands=6")
     a, b = plain["sets"]["Set5"], full["sets"]["Set5"]
     # the set means are untouched by the new outputs, and still the published bicubic row (RCAN Table 3)
     assert (a["psnr_y"], a["ssim_y"], a["n_images"]) == (b["psnr_y"], b["ssim_y"], b["n_images"])
     assert abs(b["psnr_y"] - 33.66) <= 0.02 and abs(b["ssim_y"] - 0.9299) <= 0.002
-    assert "per_image" not in a and not (tmp_path / "plain_per_image.csv").exists()
+    assert "per_image" not in a and not (tmp_path / "plain" / "result_per_image.csv").exists()
 
-    rows = list(csv.DictReader((tmp_path / "full_per_image.csv").read_text().splitlines()))
+    rows = list(csv.DictReader((tmp_path / "full" / "result_per_image.csv").read_text().splitlines()))
     assert [r["image"] for r in rows] == ["baby", "bird", "butterfly", "head", "woman"]
     assert {r["set"] for r in rows} == {"Set5"} and "band5_psnr_y" in rows[0]
     for r in rows:
@@ -53,16 +43,16 @@ def test_sr_eval_per_image_csv_and_bicubic_spectrum(monkeypatch: pytest.MonkeyPa
     assert spec["model"] == spec["bicubic"] and spec["delta_band_psnr_y"] == [0.0] * 6  # bicubic vs itself
     # bicubic cannot create what the LR does not hold: most of its error lies above the LR Nyquist (r > 1/2)
     assert sum(spec["model"]["band_share"][3:]) > 0.7
-    assert (tmp_path / "full_spectrum.png").stat().st_size > 0
-    assert (tmp_path / "full" / "results_per_image.csv").read_text() == (
-        tmp_path / "full_per_image.csv"
+    assert (tmp_path / "full" / "result_spectrum.png").stat().st_size > 0
+    assert (tmp_path / "full" / "run" / "results_per_image.csv").read_text() == (
+        tmp_path / "full" / "result_per_image.csv"
     ).read_text()
 
 
 def test_sr_eval_rejects_bad_analysis_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
     for override, key in (("n_bands=0", "n_bands"), ("spectrum=maybe", "spectrum")):
         with pytest.raises(SystemExit) as e:
-            _sr_eval(monkeypatch, tmp_path, "bad", "baseline=bicubic", "scale=2", override)
+            run_eval(monkeypatch, tmp_path / "bad", "baseline=bicubic", "scale=2", override)
         assert e.value.code == 2
         assert f"sr-eval: error: {key}=" in capsys.readouterr().err
 

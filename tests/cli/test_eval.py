@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import torch
 from PIL import Image
 
 from tests._shared import require_shared_data, shared_data_dir
+from tests.cli._eval import run_eval
 from tests.inference._models import tiny_model
 
 # RCAN Table 3, bicubic (PSNR-Y dB, SSIM-Y)
@@ -22,19 +22,6 @@ PUBLISHED = {
     3: {"Set5": (30.39, 0.8682), "Set14": (27.55, 0.7742)},
     4: {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)},
 }
-
-
-def run_eval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *overrides: str) -> dict:
-    """Call the real Hydra main as the console script would (sys.argv); return the JSON it wrote."""
-    from sr_lit.cli.eval import main
-
-    out = tmp_path / "result.json"
-    argv = ["sr-eval", *overrides, f"json_out={out}", f"hydra.run.dir={tmp_path / 'run'}", "progress=false"]
-    monkeypatch.setattr(sys, "argv", argv)
-    main()
-    result = json.loads(out.read_text())
-    assert json.loads((tmp_path / "run" / "results.json").read_text()) == result
-    return result
 
 
 @pytest.mark.data

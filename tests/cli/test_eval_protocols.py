@@ -4,13 +4,12 @@ make LR with a replicated border). Pinned on Set14 x2 bicubic, where Set14 `brid
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests._shared import require_shared_data, shared_data_dir
+from tests.cli._eval import run_eval
 
 # Set14 x2 bicubic mean PSNR-Y: RCAN Table 3 publishes 30.24; gray values scored as such give 30.230 (also measured
 # by the shared data's own implementation: 30.23); Y of the replicated gray gives about 30.325 (30.33 there).
@@ -19,14 +18,8 @@ BRIDGE_SHIFT = 1.32  # dB, Set14 `bridge` bicubic x2: Y of the RGB replica minus
 
 
 def _eval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, protocol: str) -> dict:
-    from sr_lit.cli.eval import main
-
-    out = tmp_path / f"{protocol}.json"
-    argv = ["sr-eval", "baseline=bicubic", "scale=2", f"paths.data_dir={shared_data_dir()}", "data.sets=[Set14]",
-            f"protocol={protocol}", f"json_out={out}", "progress=false", f"hydra.run.dir={tmp_path / protocol}"]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    main()
-    return json.loads(out.read_text())
+    common = ["baseline=bicubic", "scale=2", f"paths.data_dir={shared_data_dir()}", "data.sets=[Set14]"]
+    return run_eval(monkeypatch, tmp_path / protocol, *common, f"protocol={protocol}")
 
 
 @pytest.mark.data

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from sr_lit.cli.upscale import main
-from tests.inference._models import tiny_model
+from tests.inference._models import lightning_ckpt, tiny_model
 
 
 def _png(path: Path, h: int, w: int, gray: bool = False, seed: int = 0) -> Path:
@@ -32,11 +32,7 @@ def _read(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Lightning-style checkpoint of a random-weight edsr_tiny x2 (as SRModule writes it)."""
-    model, spec = tiny_model(2)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_x2.ckpt"
-    state = {f"net.{k}": v for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "hyper_parameters": {"model_spec": spec}}, path)
-    return path
+    return lightning_ckpt(tmp_path_factory.mktemp("ckpt") / "tiny_x2.ckpt", *tiny_model(2))
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ from torch import nn
 
 from sr_lit.models.registry import ATTENTION, HPF
 from sr_lit.utils.config import config_options
+from tests.inference._models import lightning_ckpt
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -52,11 +53,7 @@ def variant_model(spec: dict, seed: int = 0) -> nn.Module:
 
 
 def save_ckpt(path: Path, spec: dict, seed: int = 0) -> Path:
-    model = variant_model(spec, seed)
-    state = {f"net.{k}": v for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "hyper_parameters": {"model_spec": spec}}, path)
-    return path
+    return lightning_ckpt(path, variant_model(spec, seed), spec)
 
 
 def png(path: Path, h: int, w: int, seed: int = 0) -> Path:

@@ -35,6 +35,14 @@ def tiny_model(scale: int = 2, seed: int = 0, **kw) -> tuple[nn.Module, dict]:
     return model, spec
 
 
+def lightning_ckpt(path: Path, model: nn.Module, spec: dict) -> Path:
+    """``model`` saved as SRModule's checkpoints hold it: ``net.``-prefixed state dict + the model spec."""
+    state = {f"net.{k}": v for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": state, "hyper_parameters": {"model_spec": spec}}, path)
+    return path
+
+
 def to8(x01: torch.Tensor) -> torch.Tensor:
     """[0,1] -> [0,255] 8-bit values (the protocol's quantisation), float for diffs."""
     from sr_lit.metrics.y_channel import quantize

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from sr_lit.cli.upscale import main
-from tests.inference._models import tiny_model
+from tests.inference._models import lightning_ckpt, tiny_model
 from tests.reliability.checks import truncate, write_png
 
 BICUBIC = ["--baseline", "bicubic", "--scale", "2", "-q"]
@@ -26,11 +25,7 @@ BICUBIC = ["--baseline", "bicubic", "--scale", "2", "-q"]
 @pytest.fixture(scope="module")
 def hpf_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """edsr_tiny + dynamic HPF x2 (receptive margin 22, smallest input 2x2), random weights."""
-    model, spec = tiny_model(2)
-    path = tmp_path_factory.mktemp("ckpt") / "hpf_x2.ckpt"
-    state = {f"net.{k}": v for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "hyper_parameters": {"model_spec": spec}}, path)
-    return path
+    return lightning_ckpt(tmp_path_factory.mktemp("ckpt") / "hpf_x2.ckpt", *tiny_model(2))
 
 
 def _error(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
