@@ -17,11 +17,9 @@ from torch import nn
 
 from sr_lit.analysis.spectrum import power_spectrum, radial_frequency
 from sr_lit.models.blocks.attention import MMCAttention
-from sr_lit.models.blocks.dct import dct_basis_all
 from sr_lit.models.blocks.hpf import DynamicHPF
 
 __all__ = [
-    "dct_frequencies",
     "mmca_weights",
     "highpass_response",
     "energy_passed",
@@ -34,16 +32,6 @@ GRID_POINTS = 33  # frequency grid per axis for |H|, f in [-1, 1] x Nyquist (ste
 MAX_PIXELS = 2048  # pixels whose kernels (all groups) enter the mean response; a regular subsample above that
 
 
-def dct_frequencies(bases: torch.Tensor, pool_size: int) -> list[tuple[int, int]]:
-    """(u, v) of each orthonormal DCT basis in ``bases`` (K, s*s), found by projecting on every basis of the grid."""
-    every = dct_basis_all(pool_size, torch.float64).flatten(1)  # (s*s, s*s), row-major (u, v)
-    proj = bases.double().reshape(bases.shape[0], -1) @ every.t()
-    best = proj.abs().argmax(dim=1)
-    if not torch.allclose(proj.abs().amax(dim=1), torch.ones(len(best), dtype=torch.float64), atol=1e-4):
-        raise ValueError("the unit's bases are not single orthonormal DCT-II bases of its pool grid")
-    return [divmod(int(i), pool_size) for i in best]
-
-
 def mmca_weights(model: nn.Module) -> list[dict[str, Any]]:
     """Per MMCA unit: name, aggregation, pool size, (u, v) of its K bases, softmax weights, and how spread they are
     (entropy / log K: 1 = uniform; effective K = exp(entropy))."""
@@ -51,7 +39,7 @@ def mmca_weights(model: nn.Module) -> list[dict[str, Any]]:
     for name, m in model.named_modules():
         if not isinstance(m, MMCAttention):
             continue
-        freqs = dct_frequencies(m.dct_bases, m.pool_size)
+        freqs = m.freqs
         k = len(freqs)
         if m.freq_logits is not None:
             w = torch.softmax(m.freq_logits.detach().double().cpu(), dim=0)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sr_lit.cli._common import fail
+from sr_lit.cli._common import run_command
 from sr_lit.errors import UserError
 
 PROG = "sr-inspect"
@@ -40,21 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    return run_command(PROG, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
     from sr_lit.analysis.inspection import OUTPUT_NAMES, inspect_checkpoint
 
-    try:
-        if not Path(args.ckpt).is_file():
-            raise UserError(f"{args.ckpt}: no such checkpoint file")
-        if args.image is not None and not Path(args.image).is_file():
-            raise UserError(f"{args.image}: no such image file")
-        if args.max_side < 0:
-            raise UserError(f"--max-side {args.max_side}: expected 0 (whole image) or a positive number")
-        existing = [str(args.out / n) for n in OUTPUT_NAMES if (args.out / n).exists()]
-        if existing and not args.overwrite:
-            raise UserError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace them")
-        record = inspect_checkpoint(args.ckpt, args.out, args.image, args.as_hr, args.max_side or None)
-    except UserError as e:
-        fail(PROG, str(e))
+    if not Path(args.ckpt).is_file():
+        raise UserError(f"{args.ckpt}: no such checkpoint file")
+    if args.image is not None and not Path(args.image).is_file():
+        raise UserError(f"{args.image}: no such image file")
+    if args.max_side < 0:
+        raise UserError(f"--max-side {args.max_side}: expected 0 (whole image) or a positive number")
+    existing = [str(args.out / n) for n in OUTPUT_NAMES if (args.out / n).exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace them")
+    record = inspect_checkpoint(args.ckpt, args.out, args.image, args.as_hr, args.max_side or None)
     for unit in record["mmca"]:
         print(
             f"MMCA {unit['unit']}: effective K {unit['effective_k']:.2f} of {len(unit['weights'])}, "

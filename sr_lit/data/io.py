@@ -15,8 +15,9 @@ Pillow opens as RGBA) are detected from the PNG header and returned as 1 channel
 from __future__ import annotations
 
 import errno
+import io
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "ImageError",
     "inaccessible_reason",
     "read_image",
+    "decode_image_bytes",
     "read_image_into",
     "probe_image",
     "list_images",
@@ -67,13 +69,16 @@ def _to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def _read_png_depth_type(p: Path) -> tuple[int, int] | None:
-    """(bit depth, colour type) from the PNG IHDR chunk (bytes 24-25), or None."""
-    with open(p, "rb") as f:
-        head = f.read(26)
+def _png_depth_type(head: bytes) -> tuple[int, int] | None:
+    """(bit depth, colour type) from the PNG IHDR chunk (bytes 24-25 of the file), or None."""
     if len(head) < 26 or head[12:16] != b"IHDR":
         return None
     return head[24], head[25]
+
+
+def _read_png_depth_type(p: Path) -> tuple[int, int] | None:
+    with open(p, "rb") as f:
+        return _png_depth_type(f.read(26))
 
 
 def inaccessible_reason(p: Path, e: OSError) -> str:
@@ -132,26 +137,36 @@ def _upright_size(img: Image.Image) -> tuple[int, int]:
 
 def _decode(p: Path, header_only: bool = False) -> np.ndarray | tuple[int, int, int]:
     """(H, W) / (H, W, 3) uint8 array of the whole file, or with header_only its (C, H, W) without decoding."""
-    size = _check_path(p)
+    return _decode_source(p, p, _check_path(p), lambda: _read_png_depth_type(p), header_only)
+
+
+def _decode_source(
+    source: Path | io.BytesIO,
+    where: Path | str,
+    size: int,
+    png_ihdr: Callable[[], tuple[int, int] | None],
+    header_only: bool = False,
+) -> np.ndarray | tuple[int, int, int]:
+    """The one decoding path of files and in-memory encoded images (packed values): ImageError naming ``where``."""
     try:
-        with Image.open(p) as img:
+        with Image.open(source) as img:
             if img.format == "PNG":
-                img.info["_sr_ihdr"] = _read_png_depth_type(p)
+                img.info["_sr_ihdr"] = png_ihdr()
             if header_only:
                 return (_channels(img), *_upright_size(img))
             img.load()  # full decode: truncated/corrupt data raises here
             arr = _to_array(_exif_upright(img))
     except PermissionError:
-        raise ImageError(p, "permission denied") from None
+        raise ImageError(where, "permission denied") from None
     except UnidentifiedImageError:
-        raise ImageError(p, f"not a recognised image file ({size} bytes)") from None
+        raise ImageError(where, f"not a recognised image file ({size} bytes)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         # Pillow: "image file is truncated", "broken data stream", zlib errors, bad CRC ...
-        raise ImageError(p, f"corrupt or truncated image ({type(e).__name__}: {e})") from None
+        raise ImageError(where, f"corrupt or truncated image ({type(e).__name__}: {e})") from None
     except Image.DecompressionBombError as e:
-        raise ImageError(p, f"image too large ({e})") from None
+        raise ImageError(where, f"image too large ({e})") from None
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageError(p, f"image has zero size {arr.shape[1]}x{arr.shape[0]}")
+        raise ImageError(where, f"image has zero size {arr.shape[1]}x{arr.shape[0]}")
     return arr
 
 
@@ -163,10 +178,23 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     """
     arr = _decode(Path(path))
     assert isinstance(arr, np.ndarray)
+    return _as_tensor(arr)
+
+
+def _as_tensor(arr: np.ndarray) -> torch.Tensor:
     arr = np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
     if not arr.flags.writeable:  # Pillow's buffer may be read-only; torch wants its own memory
         arr = arr.copy()
     return torch.from_numpy(arr)
+
+
+def decode_image_bytes(data: bytes | memoryview, where: str) -> torch.Tensor:
+    """An encoded image held in memory (a PNG/JPEG value of an LMDB pack) -> uint8 (C, H, W), decoded exactly
+    as ``read_image`` decodes a file (16-bit to 8-bit, EXIF orientation); ImageError naming ``where``."""
+    raw = bytes(data)
+    arr = _decode_source(io.BytesIO(raw), where, len(raw), lambda: _png_depth_type(raw[:26]))
+    assert isinstance(arr, np.ndarray)
+    return _as_tensor(arr)
 
 
 def probe_image(path: str | os.PathLike) -> tuple[int, int, int]:

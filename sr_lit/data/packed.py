@@ -21,7 +21,6 @@ folder give the same patch for the same key. Open environments never cross a for
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 
 from sr_lit.data.imresize import make_lr
-from sr_lit.data.io import ImageError, read_image
+from sr_lit.data.io import ImageError, decode_image_bytes, read_image
 from sr_lit.data.memory import release_freed_heap
 from sr_lit.data.slab import Entry, default_threads
 from sr_lit.data.sources import ImagePair, div2k_pairs, folder_pairs
@@ -88,25 +87,6 @@ def _hwc_tensor(buf: Any, shape: tuple[int, int, int]) -> torch.Tensor:
 def _pages(nbytes: int, page: int = 4096) -> int:
     """Bytes an LMDB value of ``nbytes`` occupies: its own whole pages (overflow pages) plus a header."""
     return -(-(nbytes + 64) // page) * page
-
-
-def _decode_bytes(data: bytes | memoryview, where: str) -> torch.Tensor:
-    """An encoded image value (PNG/JPEG...) -> uint8 (C, H, W); ImageError naming the key when broken."""
-    from PIL import Image
-
-    from sr_lit.data.io import _exif_upright, _to_array
-
-    raw = bytes(data)
-    try:
-        with Image.open(io.BytesIO(raw)) as img:
-            if img.format == "PNG" and len(raw) >= 26:  # IHDR bit depth and colour type, as read from a file
-                img.info["_sr_ihdr"] = (raw[24], raw[25])
-            img.load()
-            a = _to_array(_exif_upright(img))  # the folder path's conversions: 16-bit -> round(v/257), EXIF
-    except Exception as e:  # noqa: BLE001 - any decoder error is a bad value
-        raise ImageError(where, f"corrupt image value ({type(e).__name__}: {e})") from None
-    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(a))
 
 
 class LmdbStore:
@@ -168,12 +148,12 @@ class LmdbStore:
                 raise ImageError(f"{self.root}:{lr_key!r}", "key missing from the database")
             lr = _hwc_tensor(lr_buf, lr_shape)
         else:
-            hr = _decode_bytes(hr_buf, where)
+            hr = decode_image_bytes(hr_buf, where)
             if lr_txn is not None and lr_key is not None:
                 lr_buf = lr_txn.get(lr_key)
                 if lr_buf is None:
                     raise ImageError(f"{self.lr_root}:{lr_key.decode()}", "key missing from the LR database")
-                lr = _decode_bytes(lr_buf, f"{self.lr_root}:{lr_key.decode()}")
+                lr = decode_image_bytes(lr_buf, f"{self.lr_root}:{lr_key.decode()}")
             else:
                 lr = make_lr(hr, s, border=self.lr_border)
         lh, lw = lr.shape[-2:]

@@ -24,6 +24,7 @@ from sr_lit.lit.schedules import build_scheduler
 from sr_lit.metrics.sr_metrics import SRMetrics
 from sr_lit.models.blocks.precision import native_bf16
 from sr_lit.models.registry import build_model
+from sr_lit.utils.values import is_int
 
 # Our epoch-level validation values are already global (torchmetrics sums per-image states over ranks), so
 # Lightning's advice to add sync_dist=True (a mean of per-rank means: wrong with uneven shards) does not apply.
@@ -106,7 +107,7 @@ class SRModule(pl.LightningModule):
         self.val_set_names: list[str] = []
         self.val_metrics = nn.ModuleList()
         # module.val_bands > 0: also val/<Set>/band<k>_psnr_y (sr_lit.analysis.band_metric), off by default
-        if isinstance(val_bands, bool) or not isinstance(val_bands, int) or val_bands < 0:
+        if not is_int(val_bands) or val_bands < 0:
             raise ConfigError(f"module.val_bands={val_bands!r}: expected 0 (off) or a number of bands")
         self.val_bands = val_bands
         self.val_band_metrics = nn.ModuleList()

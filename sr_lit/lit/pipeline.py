@@ -22,6 +22,7 @@ from sr_lit.lit.loggers import finish_wandb, instantiate_loggers
 from sr_lit.lit.options import check_training_options
 from sr_lit.lit.run_dir import RunLock, check_run_folder, claim_run_folder
 from sr_lit.utils.files import write_atomic
+from sr_lit.utils.values import is_int
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -50,7 +51,7 @@ def preflight(cfg: DictConfig) -> None:
     for key in ("patch_size", "batch_size", "repeat"):
         value = data.get(key)
         # LR patch side: the HR patch is patch_size * scale, so any positive integer is divisible by the scale
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (not is_int(value) or value < 1):
             raise ConfigError(f"data.{key}={value}: must be a positive integer")
     check_training_options(cfg)
     for key in ("overwrite", "init_from_partial"):

@@ -185,10 +185,6 @@ class RunLock:
             return "unreadable lock file"
         return f"PID {info.get('pid')} on host {info.get('host')}, since {info.get('since')}"
 
-    def _stale(self, info: Mapping[str, Any]) -> bool:
-        """Provably dead (sr_lit.utils.owner): same host, boot and PID namespace, and that process is gone."""
-        return owner_gone(info)
-
     @staticmethod
     def _ours(info: Mapping[str, Any]) -> bool:
         """Written by this very process (the Hydra callback took it before the pipeline's checks)."""
@@ -198,7 +194,7 @@ class RunLock:
     def live_holder(self) -> str | None:
         """Who else holds the lock, or None when nobody does (no lock, a stale one, or this process's)."""
         info = self._read()
-        if info is None or (info and (self._stale(info) or self._ours(info))):
+        if info is None or (info and (owner_gone(info) or self._ours(info))):
             return None
         return self.describe(info)
 
@@ -215,7 +211,7 @@ class RunLock:
                 if info and self._ours(info):
                     self.held = True  # taken earlier by this process (RunFolderGuard)
                     return
-                if not (info and self._stale(info)):
+                if not (info and owner_gone(info)):
                     raise RunFolderError(_in_use(self.path.parent, self.describe(info))) from None
                 log.warning(
                     f"{self.path}: taking over the lock of a run that is no longer running ({self.describe(info)})"
@@ -248,7 +244,7 @@ class RunLock:
     def release(self) -> None:
         if self.held:
             info = self._read()
-            if info and info.get("pid") == os.getpid():
+            if info and self._ours(info):
                 self.path.unlink(missing_ok=True)
             self.held = False
 

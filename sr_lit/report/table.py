@@ -34,6 +34,8 @@ class Row:
     per_image: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # set -> band k -> seed -> image -> band Y-PSNR (when the jobs computed spectra)
     band_per_image: dict[str, list[dict[str, dict[str, float]]]] = field(default_factory=dict)
+    # the bootstraps (10,000 resamples each) are asked for by the table, the CSV and the plots: computed once
+    _paired: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_failed(self) -> int:
@@ -52,17 +54,22 @@ class Row:
         with its 95 % bootstrap interval over images (sr_lit.analysis.stats); None without per-image rows."""
         if self.reference is None or self.reference is self:
             return None
-        mine, ref = self.per_image.get(set_name), self.reference.per_image.get(set_name)
-        return paired_delta(mine, ref) if mine and ref else None
+        if (set_name, False) not in self._paired:
+            mine, ref = self.per_image.get(set_name), self.reference.per_image.get(set_name)
+            self._paired[set_name, False] = paired_delta(mine, ref) if mine and ref else None
+        return self._paired[set_name, False]
 
     def paired_bands(self, set_name: str) -> list[PairedDelta | None]:
         """``paired`` for each frequency band's Y-PSNR; [] when either side has no band rows."""
         if self.reference is None or self.reference is self:
             return []
-        mine, ref = self.band_per_image.get(set_name), self.reference.band_per_image.get(set_name)
-        if not mine or not ref or len(mine) != len(ref):
-            return []
-        return [paired_delta(m, r) if m and r else None for m, r in zip(mine, ref)]
+        if (set_name, True) not in self._paired:
+            mine, ref = self.band_per_image.get(set_name), self.reference.band_per_image.get(set_name)
+            ok = mine and ref and len(mine) == len(ref)
+            self._paired[set_name, True] = (
+                [paired_delta(m, r) if m and r else None for m, r in zip(mine, ref)] if ok else []
+            )
+        return self._paired[set_name, True]
 
 
 @dataclass

@@ -163,14 +163,13 @@ def test_div2k_config_trains_from_a_pack(tmp_path: Path) -> None:
 def test_encoded_values_decode_as_the_folder_reader_does(tmp_path: Path) -> None:
     """BasicSR packs PNG bytes as read (16-bit stays 16-bit): a 16-bit gray value maps to round(v/257) like a
     16-bit file in a folder, not clipped to 255, and EXIF orientation is applied as for files."""
-    from sr_lit.data.io import read_image
-    from sr_lit.data.packed import _decode_bytes
+    from sr_lit.data.io import decode_image_bytes, read_image
 
     rng = np.random.default_rng(0)
     gray16 = rng.integers(0, 65536, size=(9, 11), dtype=np.uint16)
     path = tmp_path / "g16.png"
     Image.fromarray(gray16).save(path)
-    got = _decode_bytes(path.read_bytes(), "key g16")
+    got = decode_image_bytes(path.read_bytes(), "key g16")
     assert torch.equal(got, read_image(path))
     assert torch.equal(got[0], torch.from_numpy(np.floor(gray16 / 257.0 + 0.5).astype(np.uint8)))
     # a JPEG whose EXIF says "rotate 90": decoded upright (portrait), as sr_lit's folder reader does
@@ -180,5 +179,5 @@ def test_encoded_values_decode_as_the_folder_reader_does(tmp_path: Path) -> None
     buf = io.BytesIO()
     rgb.save(buf, format="JPEG", exif=exif)
     (tmp_path / "r.jpg").write_bytes(buf.getvalue())
-    upright = _decode_bytes(buf.getvalue(), "key r")
+    upright = decode_image_bytes(buf.getvalue(), "key r")
     assert upright.shape == (3, 40, 20) and torch.equal(upright, read_image(tmp_path / "r.jpg"))

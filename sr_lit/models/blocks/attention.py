@@ -122,6 +122,7 @@ class MMCAttention(nn.Module):
         freqs = freq_indices(freq, pool_size)
         self.aggregation = check_choice(aggregation, "aggregation", AGGREGATIONS)
         self.pool_size = pool_size
+        self.freqs = tuple(freqs)  # (u, v) of each basis, in dct_bases / freq_logits order
         self.register_buffer(
             "dct_bases", dct_bases(freqs, pool_size).flatten(1), persistent=False
         )  # (K, s*s)
