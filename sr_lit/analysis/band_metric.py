@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from sr_lit.analysis.spectrum import DEFAULT_BANDS, check_n_bands, image_band_errors
+from sr_lit.analysis.spectrum import DEFAULT_BANDS, band_errors, check_n_bands, image_band_errors
 from sr_lit.metrics.sr_metrics import Float64Sums
 
 __all__ = ["BandPSNR"]
@@ -25,17 +25,24 @@ class BandPSNR(Float64Sums):
     full_state_update = False
     _float64_states = ("band_psnr_sum",)
 
-    def __init__(self, scale: int, n_bands: int = DEFAULT_BANDS, **kwargs) -> None:
+    def __init__(self, scale: int, n_bands: int = DEFAULT_BANDS, gray_gt: str = "gray", **kwargs) -> None:
         super().__init__(**kwargs)
         self.scale = int(scale)
+        self.gray_gt = gray_gt
         self.n_bands = check_n_bands(n_bands)
         self.add_state(
             "band_psnr_sum", default=torch.zeros(self.n_bands, dtype=torch.float64), dist_reduce_fx="sum"
         )
         self.add_state("n_images", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        be, _ = image_band_errors(sr, hr, self.scale, self.n_bands)
+    def update(
+        self, sr: torch.Tensor, hr: torch.Tensor, planes: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> None:
+        """planes: SRMetrics.planes(sr, hr) of the same images (same shave and gray_gt), shared with it."""
+        if planes is not None:
+            be = band_errors(*planes, self.n_bands)
+        else:
+            be, _ = image_band_errors(sr, hr, self.scale, self.n_bands, self.gray_gt)
         # a band with no FFT bin (a tiny image) is NaN: it counts as 0 dB rather than poisoning the sum
         self.band_psnr_sum += torch.nan_to_num(be.psnr, nan=0.0, posinf=torch.inf).sum(dim=0)
         self.n_images += be.psnr.shape[0]

@@ -10,7 +10,7 @@ convolutional SR network could reach if it were nothing but such convolutions.
 `train_flop_rate_vs_conv_<model>` = the model's training FLOP rate / that rate; training FLOPs = 3 x the forward
 FLOPs of `sr_lit.models.summary.model_cost` (the backward computes two convolutions per forward one).
 
-Imports torch and sr_lit.models only (the GPU machine has no Hydra/OmegaConf/W&B/kornia).
+Imports torch, sr_lit.bench.common and sr_lit.models only (the GPU machine has no Hydra/OmegaConf/W&B/kornia).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from sr_lit.bench.common import random_batches
 
 ARM_FLAGS: dict[str, tuple[bool, bool, bool]] = {  # name -> (bf16 autocast, channels_last, torch.compile)
     "fp32": (False, False, False),
@@ -77,32 +78,32 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def peak_reset(device: torch.device) -> int:
+    """Start a peak-memory measurement on CUDA: returns the bytes allocated now (0 elsewhere)."""
+    if device.type != "cuda":
+        return 0
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    return torch.cuda.memory_allocated(device)
+
+
+def peak_mb(device: torch.device, base: int) -> float:
+    """Peak CUDA memory (MiB) above `base` since peak_reset (nan elsewhere)."""
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20 if device.type == "cuda" else float("nan")
+
+
 def make_step(
     spec: Mapping[str, Any], device: torch.device, bf16: bool, channels_last: bool, compile_: bool
 ) -> tuple[Callable[[dict[str, torch.Tensor]], torch.Tensor], nn.Module]:
-    """(one training step: zero_grad, forward under bf16 autocast when asked, L1 on [0, rgb_range], backward, Adam;
-    the model). The forward is what SRModule.training_step runs under trainer.precision=bf16-mixed."""
-    from sr_lit.models.registry import build_model
+    """(one training step of the model `spec` describes, in this arm's precision and layout (common.train_step_fn);
+    the model)."""
+    from sr_lit.bench.common import build, train_step_fn
 
-    torch.manual_seed(0)
-    model = build_model(**spec).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    net = torch.compile(model) if compile_ else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model = build(spec).to(device).to(memory_format=memory_format)
     rgb = float(spec["backbone"].get("rgb_range", 1))
-    model.train()
-
-    def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            sr = net(batch["lr"].contiguous(memory_format=memory_format))
-        loss = F.l1_loss(sr.float() * rgb, batch["hr"] * rgb)
-        loss.backward()
-        opt.step()
-        return loss.detach()
-
-    return step, model
+    forward = torch.compile(model) if compile_ else None
+    return train_step_fn(model, rgb, bf16=bf16, memory_format=memory_format, forward=forward), model
 
 
 def conv_step(
@@ -138,20 +139,6 @@ def model_train_flops(spec: Mapping[str, Any], batch: int, patch: int) -> float:
     return 3.0 * batch * float(model_cost(build_model(**spec), (patch, patch))["flops"])
 
 
-def batches(
-    n: int, batch: int, patch: int, scale: int, device: torch.device, seed: int = 0
-) -> list[dict[str, torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
-    hp = patch * scale
-    return [
-        {
-            "lr": torch.rand(batch, 3, patch, patch, generator=g).to(device),
-            "hr": torch.rand(batch, 3, hp, hp, generator=g).to(device),
-        }
-        for _ in range(n)
-    ]
-
-
 def time_arms(
     steps: Mapping[str, Callable[[dict[str, Any]], Any]],
     inputs: Mapping[str, Sequence[dict[str, Any]]] | Sequence[dict[str, Any]],
@@ -159,14 +146,14 @@ def time_arms(
     n_steps: int,
     reps: int,
     warmup: int = 1,
-    peak_mb: dict[str, float] | None = None,
+    peaks: dict[str, float] | None = None,
     reps_by_arm: Mapping[str, int] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per step of every arm, one value per repetition; arms interleaved A B C, C B A, ... after `warmup`
     untimed steps each (allocator pools, Adam state, oneDNN primitive caches, torch.compile).
 
     inputs: one list of batches for all arms, or one per arm. reps_by_arm: fewer repetitions for some arms (they
-    take part in the first rounds only). On CUDA, `peak_mb` receives each arm's peak allocated memory above what
+    take part in the first rounds only). On CUDA, `peaks` receives each arm's peak allocated memory above what
     was allocated before its steps."""
 
     def arm_inputs(name: str) -> Sequence[dict[str, Any]]:
@@ -183,18 +170,15 @@ def time_arms(
             if reps_by_arm is not None and rep >= reps_by_arm.get(name, reps):
                 continue
             batch_list = arm_inputs(name)
+            base = peak_reset(device) if peaks is not None else 0
             sync(device)
-            base = 0
-            if device.type == "cuda" and peak_mb is not None:
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
             t0 = time.perf_counter()
             for i in range(n_steps):
                 steps[name](batch_list[i % len(batch_list)])
             sync(device)
             out[name].append((time.perf_counter() - t0) / n_steps)
-            if device.type == "cuda" and peak_mb is not None:
-                peak_mb[name] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+            if peaks is not None and device.type == "cuda":
+                peaks[name] = peak_mb(device, base)
     return out
 
 
@@ -239,7 +223,7 @@ def precision_table(
         spec, b = bm.spec(), bm.batch
         inputs: dict[str, Sequence[dict[str, Any]]] = {}
         steps: dict[str, Callable[[dict[str, Any]], Any]] = {}
-        model_batches = batches(2, b, bm.patch, int(spec["scale"]), device)
+        model_batches = random_batches(2, b, bm.patch, int(spec["scale"]), device=device)
         feats = conv_inputs(b, bm.patch, device) if reference else []
         for arm in arms:
             try:
@@ -256,7 +240,7 @@ def precision_table(
                 on_error(f"{name}_{arm}", e)
         fewer = {k: n for arm, n in (reps_by_arm or {}).items() for k in (arm, f"conv64_{arm}")}
         peaks: dict[str, float] = {}
-        times = time_arms(steps, inputs, device, n_steps, reps, warmup=0, peak_mb=peaks, reps_by_arm=fewer)
+        times = time_arms(steps, inputs, device, n_steps, reps, warmup=0, peaks=peaks, reps_by_arm=fewer)
         for arm, mb in peaks.items():
             if not arm.startswith("conv64_"):
                 out[f"{name}_{arm}_peak_mb"] = mb

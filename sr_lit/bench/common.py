@@ -62,30 +62,43 @@ def build(spec: Mapping[str, Any], seed: int = 0) -> nn.Module:
 
 
 def random_batches(
-    n: int, batch: int, patch: int, scale: int, seed: int = 0
+    n: int, batch: int, patch: int, scale: int, seed: int = 0, device: torch.device | str = "cpu"
 ) -> list[dict[str, torch.Tensor]]:
     """Pre-built LR/HR batches (content is irrelevant to step time)."""
     g = torch.Generator().manual_seed(seed)
     hp = patch * scale
     return [
         {
-            "lr": torch.rand(batch, 3, patch, patch, generator=g),
-            "hr": torch.rand(batch, 3, hp, hp, generator=g),
+            "lr": torch.rand(batch, 3, patch, patch, generator=g).to(device),
+            "hr": torch.rand(batch, 3, hp, hp, generator=g).to(device),
         }
         for _ in range(n)
     ]
 
 
-def train_step_fn(model: nn.Module, rgb_range: float = 255.0) -> Callable[[Mapping[str, torch.Tensor]], None]:
-    """One plain PyTorch training step (L1 on [0, rgb_range] like SRModule, Adam like configs/module)."""
+def train_step_fn(
+    model: nn.Module,
+    rgb_range: float = 255.0,
+    bf16: bool = False,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
+    """One plain PyTorch training step, returning the detached loss: zero_grad, forward (under bf16 autocast when
+    asked: what SRModule.training_step runs under trainer.precision=bf16-mixed), L1 on [0, rgb_range] like
+    SRModule, backward, Adam like configs/module. forward: e.g. torch.compile(model) (default: the model)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
+    net = forward or model
+    device_type = next(model.parameters()).device.type
     model.train()
 
-    def step(batch: Mapping[str, torch.Tensor]) -> None:
+    def step(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        loss = F.l1_loss(model(batch["lr"]) * rgb_range, batch["hr"] * rgb_range)
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            sr = net(batch["lr"].contiguous(memory_format=memory_format))
+        loss = F.l1_loss(sr.float() * rgb_range, batch["hr"] * rgb_range)
         loss.backward()
         opt.step()
+        return loss.detach()
 
     return step
 

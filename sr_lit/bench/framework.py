@@ -2,14 +2,17 @@
 
 Lightning arm: SRModule from configs/module (loss guard, optimizer_step override, logging and the step LR
 schedule included) + a Trainer from configs/trainer/cpu.yaml with validation, logger, checkpointing, progress
-bar and model summary off. Plain arm: zero_grad / forward / L1 / backward / Adam.step. Both iterate the same
-DataLoader over one pre-built list of batches (the loader is benchmark 2). Each repetition runs plain then
-Lightning (the order flips every repetition); per step the time from one batch start to the next; warm-up
-steps of every repetition dropped.
+bar and model summary off. Plain arm: fetch a batch from a DataLoader over the same pre-built batches, zero_grad /
+forward / L1 / backward / Adam.step on a second copy of the model.
 
-The edsr_baseline comparison repeats (a repetition = both arms) until the 95 % confidence interval of the ratio is
-within +-1 % of it, or a time cap is reached; the interval is recorded either way (t interval of the mean of the
-per-repetition log ratios: the ratio is a product of two noisy times, symmetric on a log scale).
+The arms alternate step by step in one process: a Lightning callback runs one plain step (timed on its own) at the
+end of every Lightning step, so the sequence is L P L P ...; Lightning's step = the time from one batch start to
+the next minus the plain step inside it. Each pair (L_i, P_i) is measured within a few seconds, so load that
+drifts over minutes cancels in its ratio, and the pairs accumulate until the 95 % interval of the ratio lies within
++-1 % of it, or a time cap is reached (t interval of the mean of the per-pair log ratios: the ratio of two noisy
+times is symmetric on a log scale). The first steps of each arm (allocator, Adam state, oneDNN caches) are dropped.
+(Until 2026-12-02 a repetition was a fresh Trainer fit of 2 steps against 2 plain steps, ~12 s apart on
+average: a repetition's ratio then varied by ~12 % on this VM and +-1 % was out of reach of the cap.)
 
 A second, cheap measurement on edsr_tiny with tiny patches makes Lightning's per-step cost (ms) visible: on
 edsr_baseline it hides under seconds of convolution, so the ratio there is mostly noise around 1.
@@ -34,12 +37,8 @@ from sr_lit.bench.common import (
     Result,
     build,
     compose_train,
-    interleave,
     median,
-    paired_ratio,
-    pooled_median,
     random_batches,
-    timed_loop,
     train_step_fn,
 )
 
@@ -57,20 +56,56 @@ def _loader(batches: Sequence[Mapping[str, torch.Tensor]]) -> DataLoader:
     return DataLoader(list(batches), batch_size=None, shuffle=False)
 
 
-class StepTimer(pl.Callback):
-    """A time stamp at every training batch start."""
+class PairedPlainSteps(pl.Callback):
+    """After every Lightning step, one timed plain step (fetch + step); stops the fit once the pairs suffice.
 
-    def __init__(self) -> None:
+    ``stamps``: Lightning batch starts; ``plain``: the plain steps' durations, one per Lightning step.
+    """
+
+    def __init__(
+        self,
+        step: Any,
+        loader: DataLoader,
+        warmup: int,
+        min_pairs: int,
+        target_rel: float | None,
+        max_seconds: float,
+    ) -> None:
+        self.step, self.batches = step, iter(loader)
+        self.warmup, self.min_pairs, self.target_rel, self.max_seconds = (
+            warmup,
+            min_pairs,
+            target_rel,
+            max_seconds,
+        )
         self.stamps: list[float] = []
+        self.plain: list[float] = []
+        self.t_start = time.perf_counter()
 
     def on_train_batch_start(self, *args: Any) -> None:
         self.stamps.append(time.perf_counter())
 
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        t0 = time.perf_counter()
+        self.step(next(self.batches))
+        self.plain.append(time.perf_counter() - t0)
+        pairs = self.pairs()
+        if len(pairs[0]) < self.min_pairs:
+            return
+        ratio, low, high = ratio_interval([p / q for p, q in zip(*pairs)])
+        narrow = self.target_rel is None or max(high / ratio - 1, 1 - low / ratio) <= self.target_rel
+        if narrow or time.perf_counter() - self.t_start >= self.max_seconds:
+            trainer.should_stop = True
 
-def lightning_arm(
-    backbone: str, batches: Sequence[Mapping[str, torch.Tensor]], warmup: int, workdir: str
-) -> tuple[Any, Any]:
-    """(arm, module): arm() fits a fresh Trainer on `batches` and returns per-step seconds after warm-up."""
+    def pairs(self) -> tuple[list[float], list[float]]:
+        """(plain seconds, Lightning seconds) per complete pair after the warm-up."""
+        # Lightning step i: from its batch start to the next one, minus the plain step run in between
+        light = [b - a - p for a, b, p in zip(self.stamps, self.stamps[1:], self.plain)]
+        return self.plain[self.warmup : len(light)], light[self.warmup :]
+
+
+def _lightning(backbone: str, workdir: str) -> tuple[Any, Any]:
+    """(SRModule, trainer config) as sr-train builds them for `backbone` (no attention, no HPF)."""
     import hydra.utils
 
     from sr_lit.models.registry import model_spec_from_config
@@ -88,24 +123,7 @@ def lightning_arm(
         workdir,
     )
     module = hydra.utils.instantiate(cfg.module, model_spec=model_spec_from_config(cfg), _recursive_=False)
-
-    def arm() -> list[float]:
-        timer = StepTimer()
-        trainer: pl.Trainer = hydra.utils.instantiate(
-            cfg.trainer,
-            max_steps=len(batches),
-            logger=False,
-            callbacks=[timer],
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-        )
-        trainer.fit(module, train_dataloaders=_loader(batches))
-        stamps = timer.stamps
-        return [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
-
-    return arm, module
+    return module, cfg.trainer
 
 
 # two-sided 95 % quantiles of Student's t for 1..9 degrees of freedom; from 10 on, the Cornish-Fisher expansion
@@ -136,64 +154,57 @@ def measure(
     backbone: str = "edsr_baseline",
     batch: int = 16,
     patch: int = 48,
-    steps: int = 4,
-    warmup: int = 1,
-    reps: int = 3,
+    warmup: int = 2,
+    min_pairs: int = 10,
     target_rel: float | None = None,
     max_seconds: float = math.inf,
-    max_reps: int = 200,
+    max_pairs: int = 2000,
 ) -> dict[str, float]:
-    """Median seconds/step of both arms and the paired ratio (Lightning steps/s over plain steps/s).
+    """Seconds/step of both arms (medians) and their ratio (Lightning steps/s over plain steps/s), from alternating
+    steps (PairedPlainSteps): `min_pairs` pairs after `warmup` at least; with `target_rel`, more until the ratio's
+    95 % interval lies within +-target_rel of it, `max_seconds` have passed or `max_pairs` were run."""
+    import hydra.utils
 
-    `reps` repetitions at least; with `target_rel`, more until the ratio's 95 % interval lies within
-    +-target_rel of it, `max_seconds` have passed or `max_reps` were run.
-    """
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sr_bench_fw_") as workdir:
-        # Lightning's last fetched batch is never timed (intervals start to start): one batch more for it
-        batches = random_batches(warmup + steps + 1, batch, patch, scale=2)
-        arm_l, module = lightning_arm(backbone, batches, warmup, workdir)
+        module, trainer_cfg = _lightning(backbone, workdir)
+        batches = random_batches(4, batch, patch, scale=2)
+        n = warmup + max_pairs + 1  # Lightning's last fetched batch closes the last pair
+        cycled = [batches[i % len(batches)] for i in range(n)]
         plain_model = build(module.hparams.model_spec)
-        step = train_step_fn(plain_model, rgb_range=module.loss_scale)
-
-        def arm_p() -> list[float]:
-            return timed_loop(step, _loader(batches[: warmup + steps]), warmup)
-
-        samples: dict[str, list[list[float]]] = {"plain": [], "lightning": []}
-        rep = 0
-        while True:
-            # one repetition = both arms, the order flipping every repetition (as common.interleave)
-            one = interleave(
-                {"plain": arm_p, "lightning": arm_l}
-                if rep % 2 == 0
-                else {"lightning": arm_l, "plain": arm_p},
-                1,
-            )
-            for name in samples:
-                samples[name] += one[name]
-            rep += 1
-            ratios = [median(a) / median(b) for a, b in zip(samples["plain"], samples["lightning"])]
-            ratio, low, high = ratio_interval(ratios)
-            if rep < reps:
-                continue
-            narrow = target_rel is None or max(high / ratio - 1, 1 - low / ratio) <= target_rel
-            if narrow or rep >= max_reps or time.perf_counter() - t_start >= max_seconds:
-                break
-    plain_s, light_s = pooled_median(samples["plain"]), pooled_median(samples["lightning"])
+        pairs = PairedPlainSteps(
+            train_step_fn(plain_model, rgb_range=module.loss_scale),
+            _loader(cycled),
+            warmup,
+            min_pairs,
+            target_rel,
+            max_seconds,
+        )
+        trainer: pl.Trainer = hydra.utils.instantiate(
+            trainer_cfg,
+            max_steps=n,
+            logger=False,
+            callbacks=[pairs],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+        )
+        trainer.fit(module, train_dataloaders=_loader(cycled))
+    plain, light = pairs.pairs()
+    ratio, low, high = ratio_interval([p / q for p, q in zip(plain, light)])
     return {
-        "plain_s_per_step": plain_s,
-        "lightning_s_per_step": light_s,
-        # steps/s ratio = plain time / Lightning time, paired per repetition
-        "ratio": ratio,
-        "ratio_median": paired_ratio(samples["plain"], samples["lightning"]),
+        "plain_s_per_step": median(plain),
+        "lightning_s_per_step": median(light),
+        "ratio": ratio,  # geometric mean of the per-pair ratios (steps/s ratio = plain time / Lightning time)
+        "ratio_median": median(p / q for p, q in zip(plain, light)),
         "ratio_ci95_low": low,
         "ratio_ci95_high": high,
         "ratio_ci95_halfwidth_rel": max(high / ratio - 1, 1 - low / ratio),
-        "reps": float(rep),
+        "reps": float(len(plain)),
         "seconds": time.perf_counter() - t_start,
-        "overhead_ms_per_step": 1e3
-        * median(median(b) - median(a) for a, b in zip(samples["plain"], samples["lightning"])),
-        "n_steps": float(sum(len(r) for r in samples["plain"])),
+        "overhead_ms_per_step": 1e3 * median(q - p for p, q in zip(plain, light)),
+        "n_steps": float(len(plain)),
     }
 
 
@@ -204,13 +215,13 @@ CI_MAX_SECONDS = 300.0
 
 def run(quick: bool = False, **_: Any) -> Result:
     if quick:
-        main = measure("edsr_tiny", batch=2, patch=16, steps=3, warmup=1, reps=2, target_rel=CI_TARGET_REL,
+        main = measure("edsr_tiny", batch=2, patch=16, warmup=1, min_pairs=3, target_rel=CI_TARGET_REL,
                        max_seconds=0)  # fmt: skip
         tiny = main
     else:
-        main = measure("edsr_baseline", batch=16, patch=48, steps=2, warmup=1, reps=3, target_rel=CI_TARGET_REL,
+        main = measure("edsr_baseline", batch=16, patch=48, warmup=2, min_pairs=10, target_rel=CI_TARGET_REL,
                        max_seconds=CI_MAX_SECONDS)  # fmt: skip
-        tiny = measure("edsr_tiny", batch=4, patch=16, steps=30, warmup=3, reps=3)
+        tiny = measure("edsr_tiny", batch=4, patch=16, warmup=5, min_pairs=100)
     plain_s = main["plain_s_per_step"]
     return {
         "lightning_vs_plain_steps_ratio": main["ratio"],
@@ -218,7 +229,7 @@ def run(quick: bool = False, **_: Any) -> Result:
         "lightning_vs_plain_steps_ratio_ci95_high": main["ratio_ci95_high"],
         "lightning_vs_plain_ci95_halfwidth_rel": main["ratio_ci95_halfwidth_rel"],
         "lightning_vs_plain_ci95_within_1pct": bool(main["ratio_ci95_halfwidth_rel"] <= CI_TARGET_REL),
-        "lightning_vs_plain_reps": main["reps"],
+        "lightning_vs_plain_reps": main["reps"],  # pairs of steps
         "lightning_vs_plain_seconds": main["seconds"],
         "lightning_vs_plain_steps_ratio_median": main["ratio_median"],
         # what Lightning's per-step cost (measured where it is visible) makes of the edsr_baseline step

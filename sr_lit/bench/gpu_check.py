@@ -24,7 +24,6 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import sys
 import time
 import types
@@ -50,11 +49,13 @@ from sr_lit.bench.arms import (  # noqa: E402
     PRECISION_MODELS,
     BenchModel,
     make_step,
+    peak_mb,
+    peak_reset,
     precision_table,
     small_models,
     sync,
 )
-from sr_lit.bench.common import spec_for  # noqa: E402
+from sr_lit.bench.common import median, spec_for  # noqa: E402
 
 SKIP_EXIT = 0
 NO_CUDA_EXIT = 2
@@ -71,22 +72,6 @@ class Clock:
 
     def left(self) -> float:
         return self.budget_s - (time.perf_counter() - self.t0)
-
-
-def median(xs: list[float]) -> float:
-    return float(statistics.median(xs))
-
-
-def peak_reset(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 0
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    return torch.cuda.memory_allocated(device)
-
-
-def peak_mb(device: torch.device, base: int) -> float:
-    return (torch.cuda.max_memory_allocated(device) - base) / 2**20 if device.type == "cuda" else float("nan")
 
 
 # --------------------------------------------------------------------------------------- 1. HPF kernel

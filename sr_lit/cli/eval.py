@@ -289,15 +289,26 @@ def band_table(set_name: str, spectrum: dict):
     return table
 
 
-def write_json(result: dict, path: str | Path) -> Path:
+def write_json(result: dict, path: str | Path, like: dict[str, Path] | None = None) -> dict[str, Path]:
+    """The result as JSON at ``path``, with `<stem>_per_image.csv` (per_image=true) and `<stem>_spectrum.png`
+    (spectrum=true) beside it; ``like``: those files already written for the same result (copied, not rendered
+    again). Returns {"json"|"per_image"|"spectrum": path written}."""
     from sr_lit.analysis.records import write_beside
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(result, indent=2) + "\n").encode())
-    # <stem>_per_image.csv (per_image=true) and <stem>_spectrum.png (spectrum=true) beside the JSON
-    write_beside(path, result["sets"], title=f"{Path(result['model']).name} x{result['scale']}")
-    return path
+    if like is None:
+        beside = write_beside(path, result["sets"], title=f"{Path(result['model']).name} x{result['scale']}")
+    else:  # same content, this JSON's stem: <results>_spectrum.png -> <json_out stem>_spectrum.png
+        beside = {
+            kind: path.with_name(path.stem + src.name[len(like["json"].stem) :])
+            for kind, src in like.items()
+            if kind != "json"
+        }
+        for kind, dest in beside.items():
+            write_atomic(dest, like[kind].read_bytes())
+    return {"json": path, **beside}
 
 
 def _run_dir() -> Path | None:
@@ -329,9 +340,9 @@ def main(cfg: DictConfig) -> float | None:
             )
     if cfg.get("json_out"):
         try:
-            write_json(result, cfg.json_out)
+            write_json(result, cfg.json_out, like=kept)
         except OSError as e:
-            where = f"the results are in {kept}" if kept else "the table above is all that was kept"
+            where = f"the results are in {kept['json']}" if kept else "the table above is all that was kept"
             fail(PROG, f"json_out={cfg.json_out}: cannot write ({e.strerror or e}); {where}")
     first = next(iter(result["sets"].values()), None)
     return first["psnr_y"] if first else None  # for sweepers

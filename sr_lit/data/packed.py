@@ -287,15 +287,11 @@ def _load_for_pack(
     hr = read_image(group[0].hr_path)
     lrs = []
     for pair, s in zip(group, scales):
-        h, w = hr.shape[-2:]
-        if h < s or w < s:
-            raise ImageError(pair.hr_path, f"image {w}x{h} is smaller than the scale factor {s}")
-        if pair.lr_path is not None:
-            lr = read_image(pair.lr_path)
-            if tuple(lr.shape[-2:]) != (h // s, w // s):
-                raise ImageError(
-                    pair.lr_path, f"LR size {lr.shape[-1]}x{lr.shape[-2]} does not match HR {w}x{h} // {s}"
-                )
+        pair.lr_size(s, hr.shape[-2:])
+        lr_path = pair.official_lr()
+        if lr_path is not None:
+            lr = read_image(lr_path)
+            pair.check_lr_size(s, hr.shape[-2:], lr.shape[-2:])
         else:
             lr = torch.cat([make_lr(hr[c : c + 1], s, border=lr_border) for c in range(hr.shape[0])])
         lrs.append(np.ascontiguousarray(lr.permute(1, 2, 0).numpy()))

@@ -23,7 +23,6 @@ at once if the builder's process is gone.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import logging
 import multiprocessing.util
@@ -44,6 +43,7 @@ from sr_lit.data.io import ImageError, probe_image, read_image_into
 from sr_lit.data.memory import release_freed_heap
 from sr_lit.data.sources import ImagePair
 from sr_lit.errors import ConfigError, DataError
+from sr_lit.utils.files import file_identity, short_digest
 from sr_lit.utils.owner import owner_gone, owner_record
 
 log = logging.getLogger(__name__)
@@ -127,22 +127,15 @@ def _numel(shape: Shape) -> int:
 
 
 def _probe(pair: ImagePair, scale: int, min_lr_size: int) -> tuple[Shape, Shape, bool] | tuple[str, str]:
-    """(HR shape after mod-crop, LR shape, stored?) from the headers, or the fault (the reasons of _load_pair)."""
+    """(HR shape after mod-crop, LR shape, stored?) from the headers, or the fault (ImagePair's checks)."""
     try:
         c, h, w = probe_image(pair.hr_path)
-        if h < scale or w < scale:
-            raise ImageError(pair.hr_path, f"image {w}x{h} is smaller than the scale factor {scale}")
-        lh, lw = h // scale, w // scale
+        lh, lw = pair.lr_size(scale, (h, w))
         lc = c
-        if pair.lr_path is not None:
-            if not Path(pair.lr_path).is_file():
-                raise ImageError(pair.hr_path, f"LR partner missing: expected {pair.lr_path}")
-            lc, llh, llw = probe_image(pair.lr_path)
-            if (llh, llw) != (lh, lw):
-                raise ImageError(
-                    pair.lr_path,
-                    f"LR size {llw}x{llh} does not match HR {w}x{h} // {scale} = {lw}x{lh} (HR {pair.hr_path})",
-                )
+        lr_path = pair.official_lr()
+        if lr_path is not None:
+            lc, llh, llw = probe_image(lr_path)
+            pair.check_lr_size(scale, (h, w), (llh, llw))
     except ImageError as e:
         return (e.path, e.reason)
     return (c, lh * scale, lw * scale), (lc, lh, lw), min(lh, lw) >= min_lr_size
@@ -220,7 +213,6 @@ class Slab:
     results: list[Result]
     data: torch.Tensor
     path: str | None = None
-    seconds: float = 0.0
     decoded: int = 0
 
     @property
@@ -232,14 +224,14 @@ def build_private(
     pairs: Sequence[ImagePair], scale: int, lr_border: str, min_lr_size: int, threads: int | None = None
 ) -> Slab:
     """``data.cache=memory``: one buffer in this process's memory."""
-    t0, n0 = time.perf_counter(), decode_count()
+    n0 = decode_count()
     with ThreadPoolExecutor(max_workers=threads or default_threads()) as pool:
         results, size = _layout(pairs, scale, min_lr_size, pool)
         # allocated after the probing, before any decoding: nothing the decoders free can sit above it
         data = torch.empty(size, dtype=torch.uint8)
         results = _fill(data, results, scale, lr_border, pool)
     _release_decode_memory()
-    return Slab(results, data, None, time.perf_counter() - t0, decode_count() - n0)
+    return Slab(results, data, None, decode_count() - n0)
 
 
 def shared_dir(cache_dir: str | os.PathLike | None) -> Path:
@@ -254,18 +246,16 @@ def _pair_key(pair: ImagePair) -> tuple:
         if p is None:
             return None
         try:
-            st = Path(p).stat()
+            return file_identity(p)
         except OSError:
             return (str(p),)
-        return (str(Path(p).resolve()), st.st_mtime_ns, st.st_size)
 
     return (pair.name, stat(Path(pair.hr_path)), stat(None if pair.lr_path is None else Path(pair.lr_path)))
 
 
 def set_digest(pairs: Sequence[ImagePair], *params: Any) -> str:
     """Names a decoded set: its files (path, mtime, size) and the parameters that change the pixels."""
-    key = repr((_SLAB_VERSION, [_pair_key(p) for p in pairs], params))
-    return hashlib.sha1(key.encode()).hexdigest()[:16]
+    return short_digest((_SLAB_VERSION, [_pair_key(p) for p in pairs], params), 16)
 
 
 def _allocate_file(path: Path, size: int) -> None:
@@ -298,7 +288,7 @@ def build_shared(
     directory = shared_dir(cache_dir)
     name = f"{_PREFIX}slab-{set_digest(pairs, scale, lr_border, min_lr_size)}-{role.token}-{socket.gethostname()}"
     slab_path = directory / f"{name}.slab"
-    t0, n0 = time.perf_counter(), decode_count()
+    n0 = decode_count()
 
     def build() -> tuple[Slab, dict[str, Any]]:
         with ThreadPoolExecutor(max_workers=threads or default_threads()) as pool:
@@ -322,7 +312,7 @@ def build_shared(
             finally:
                 tmp.unlink(missing_ok=True)
         _release_decode_memory()
-        slab = Slab(results, data, str(slab_path), time.perf_counter() - t0, decode_count() - n0)
+        slab = Slab(results, data, str(slab_path), decode_count() - n0)
         manifest = {
             "slab": slab_path.name,
             "size": size,
@@ -336,7 +326,7 @@ def build_shared(
             for r in manifest["results"]
         ]
         data = _map(directory / manifest["slab"], int(manifest["size"]), writable=False)
-        return Slab(results, data, str(directory / manifest["slab"]), time.perf_counter() - t0, 0)
+        return Slab(results, data, str(directory / manifest["slab"]), 0)
 
     return once_per_node(directory, name, role, build, load, temporary=[slab_path.name])
 

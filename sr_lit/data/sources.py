@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sr_lit.data.io import IMAGE_EXTENSIONS, list_images
+from sr_lit.errors import ImageError
 
 __all__ = [
     "ImagePair",
@@ -36,6 +37,33 @@ class ImagePair:
     name: str
     hr_path: Path
     lr_path: Path | None = None
+
+    # The checks every reader of a pair makes (decode cache, shared slab, sr-data pack), so that their messages
+    # are one and the same; each raises ImageError naming the file at fault.
+
+    def lr_size(self, scale: int, hr_hw: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the LR this HR gives at ``scale`` (the HR is cropped to a multiple of it)."""
+        h, w = hr_hw
+        if h < scale or w < scale:
+            raise ImageError(self.hr_path, f"image {w}x{h} is smaller than the scale factor {scale}")
+        return h // scale, w // scale
+
+    def official_lr(self) -> Path | None:
+        """The official LR file, None when the LR is to be made; a partner that should exist but does not is a
+        fault of the HR image."""
+        if self.lr_path is not None and not Path(self.lr_path).is_file():
+            raise ImageError(self.hr_path, f"LR partner missing: expected {self.lr_path}")
+        return self.lr_path
+
+    def check_lr_size(self, scale: int, hr_hw: tuple[int, int], lr_hw: tuple[int, int]) -> None:
+        """The official LR is the HR's size // scale."""
+        (h, w), (lh, lw) = hr_hw, self.lr_size(scale, hr_hw)
+        if tuple(lr_hw) != (lh, lw):
+            raise ImageError(
+                self.lr_path,
+                f"LR size {lr_hw[1]}x{lr_hw[0]} does not match HR {w}x{h} // {scale} = {lw}x{lh} "
+                f"(HR {self.hr_path})",
+            )
 
 
 def _find_with_ext(folder: Path, stem: str) -> Path | None:

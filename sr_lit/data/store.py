@@ -24,7 +24,6 @@ Cache modes (``cache``):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import socket
@@ -54,7 +53,7 @@ from sr_lit.data.slab import (
 )
 from sr_lit.data.sources import ImagePair
 from sr_lit.errors import ConfigError, DataError
-from sr_lit.utils.files import write_atomic
+from sr_lit.utils.files import file_identity, short_digest, write_atomic
 
 __all__ = [
     "CACHE_MODES",
@@ -115,30 +114,16 @@ def default_cache_dir() -> Path:
 # Decoding and checking one pair
 
 
-def _stat_key(p: Path) -> tuple[str, int, int]:
-    st = p.stat()
-    return (str(p.resolve()), st.st_mtime_ns, st.st_size)
-
-
 def _load_pair(pair: ImagePair, scale: int, lr_border: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode HR (cropped top-left to LR*scale) and its LR; raises ImageError naming the bad file."""
     hr = read_image(pair.hr_path)
-    h, w = hr.shape[-2:]
-    if h < scale or w < scale:
-        raise ImageError(pair.hr_path, f"image {w}x{h} is smaller than the scale factor {scale}")
-    lh, lw = h // scale, w // scale
-    if pair.lr_path is None:
+    lh, lw = pair.lr_size(scale, hr.shape[-2:])
+    lr_path = pair.official_lr()
+    if lr_path is None:
         lr = make_lr(hr, scale, border=lr_border)
     else:
-        if not Path(pair.lr_path).is_file():
-            raise ImageError(pair.hr_path, f"LR partner missing: expected {pair.lr_path}")
-        lr = read_image(pair.lr_path)
-        if tuple(lr.shape[-2:]) != (lh, lw):
-            raise ImageError(
-                pair.lr_path,
-                f"LR size {lr.shape[-1]}x{lr.shape[-2]} does not match HR {w}x{h} // {scale} = {lw}x{lh} "
-                f"(HR {pair.hr_path})",
-            )
+        lr = read_image(lr_path)
+        pair.check_lr_size(scale, hr.shape[-2:], lr.shape[-2:])
     return hr[:, : lh * scale, : lw * scale].contiguous(), lr
 
 
@@ -147,8 +132,8 @@ _CHECKED: dict[tuple, tuple[tuple[int, int], int] | tuple[str, str]] = {}
 
 
 def _pair_key(pair: ImagePair, scale: int, lr_border: str) -> tuple:
-    hr = _stat_key(Path(pair.hr_path))
-    lr = _stat_key(Path(pair.lr_path)) if pair.lr_path is not None and Path(pair.lr_path).is_file() else None
+    hr = file_identity(pair.hr_path)
+    lr = file_identity(pair.lr_path) if pair.lr_path is not None and Path(pair.lr_path).is_file() else None
     return (hr, lr, str(pair.lr_path), scale, lr_border)
 
 
@@ -175,7 +160,7 @@ def _check_one(
         return _Entry(pair.name, Path(pair.hr_path), hit[0], hit[1], lr_path=pair.lr_path)  # type: ignore[arg-type]
     if mode == "disk":
         assert cache_dir is not None
-        digest = hashlib.sha1(repr((_DISK_CACHE_VERSION, key)).encode()).hexdigest()[:24]
+        digest = short_digest((_DISK_CACHE_VERSION, key), 24)
         hr_npy, lr_npy = cache_dir / f"{digest}_hr.npy", cache_dir / f"{digest}_lr.npy"
         if hr_npy.is_file() and lr_npy.is_file():
             try:

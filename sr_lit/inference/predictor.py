@@ -56,19 +56,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def min_input_side(net: object, spec: dict | None = None) -> int:
-    """Smallest LR side ``net`` accepts: reflect padding (the dynamic HPF's predictor conv and low-pass) needs
-    more pixels than it pads, so a 1x1 input fails inside the network. From the modules, or the spec (ONNX)."""
-    pads = [0]
-    if isinstance(net, nn.Module):
-        pads += [
-            max(m.padding) if isinstance(m.padding, tuple) else 0
-            for m in net.modules()
-            if isinstance(m, nn.Conv2d) and m.padding_mode == "reflect"
-        ]
+    """Smallest LR side ``net`` accepts: the model's own ``min_input_side`` (reflect padding, in the dynamic HPF,
+    needs more pixels than it pads, so a 1x1 input fails inside the network), else from the spec (ONNX), else 1."""
+    declared = getattr(net, "min_input_side", None)
+    if isinstance(declared, int):
+        return declared
     hpf = (spec or {}).get("hpf") if isinstance(spec, dict) else None
     if isinstance(hpf, dict) and hpf.get("name", "none") != "none":
-        pads.append(int(hpf.get("kernel_size", 3)) // 2)
-    return max(pads) + 1
+        return int(hpf.get("kernel_size", 3)) // 2 + 1
+    return 1
 
 
 class _Bicubic:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +40,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 tmp.unlink()
 
 
+# A temp file untouched this long is a dead writer's: one in progress writes into it continuously and renames it
+# as soon as it is complete. Age, not the PID in its name: on a shared filesystem (several nodes, or containers
+# with their own PID namespaces) a PID says nothing about a process of another machine.
+STALE_TEMP_S = 600.0
+
+
 def _remove_stale_temps(path: Path) -> None:
-    """Delete `.<name>.tmp-<pid>` files whose writer process is gone (SIGKILL/OOM during a save)."""
+    """Delete `.<name>.tmp-<pid>` files left by a save that was killed (SIGKILL/OOM): those untouched for
+    STALE_TEMP_S. They are never read (not `*.ckpt`), only cost disk until then."""
+    now = time.time()
     for tmp in path.parent.glob(f".{path.name}.tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # alive, someone else's
+            if now - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # gone meanwhile, or not ours to remove
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -225,9 +225,13 @@ class SRModule(pl.LightningModule):
         # as sr-eval and metrics.json do; validation is a small share of a run.
         with torch.autocast(device_type=lr.device.type, enabled=False):
             sr = self(lr.to(next(self.net.parameters()).dtype)).float().clamp_(0, 1)
-        self.val_metrics[dataloader_idx].update(sr, hr)
-        if self.val_bands:
-            self.val_band_metrics[dataloader_idx].update(sr, hr)
+        metric = self.val_metrics[dataloader_idx]
+        if self.val_bands:  # both metrics score the same 8-bit Y planes: make them once
+            planes = metric.planes(sr, hr)
+            metric.update(sr, hr, planes=planes)
+            self.val_band_metrics[dataloader_idx].update(sr, hr, planes=planes)
+        else:
+            metric.update(sr, hr)
         if dataloader_idx == 0 and batch_idx == 0 and self.hparams.log_images:
             self._log_crops(lr, sr, hr)
 

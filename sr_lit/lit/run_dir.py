@@ -89,6 +89,12 @@ def _shown(paths: list[Path], run_dir: Path) -> str:
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
+def require_folder(run_dir: str | os.PathLike) -> None:
+    """A run folder may be missing (it is created) but not a file."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; give a folder for the run")
+
+
 def check_run_folder(cfg: Mapping[str, Any], run_dir: str | os.PathLike | None = None) -> None:
     """Refuse a run folder that is a file, is locked by a live run, or holds another run's results.
 
@@ -97,8 +103,7 @@ def check_run_folder(cfg: Mapping[str, Any], run_dir: str | os.PathLike | None =
     if launch_rank() != 0:
         return
     run_dir = Path(str(run_dir if run_dir is not None else cfg["paths"]["output_dir"]))
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; give a folder for the run")
+    require_folder(run_dir)
     if not run_dir.is_dir():
         return
     holder = RunLock(run_dir).live_holder()
@@ -256,8 +261,7 @@ def claim_run_folder(cfg: Mapping[str, Any], run_dir: Path) -> RunLock | None:
     """
     if launch_rank() != 0:
         return None
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; give a folder for the run")
+    require_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir)
     lock.acquire()
@@ -293,8 +297,7 @@ class RunFolderGuard(Callback):
         run_dir = os.path.abspath(str(OmegaConf.select(config, "hydra.run.dir")))
         try:
             if not self.runs:
-                if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-                    raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; give a folder")
+                require_folder(run_dir)
                 return
             # what Hydra's run_job sets next; the checkpoint folder interpolates ${hydra:runtime.output_dir}
             from hydra.core.hydra_config import HydraConfig

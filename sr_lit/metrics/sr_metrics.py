@@ -203,8 +203,16 @@ class SRMetrics(Float64Sums):
             self.add_state("psnr_list", default=[], dist_reduce_fx="cat")
             self.add_state("ssim_list", default=[], dist_reduce_fx="cat")
 
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        psnr, ssim = score_batch(sr, hr, self.shave_border, self.gray_gt)
+    def planes(self, sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The planes this metric scores (scored_planes with its shave and gray_gt), to share with BandPSNR."""
+        return scored_planes(sr, hr, self.shave_border, self.gray_gt)
+
+    def update(
+        self, sr: torch.Tensor, hr: torch.Tensor, planes: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> None:
+        """planes: ``self.planes(sr, hr)`` when the caller already made them (no second 8-bit/Y/shave pass)."""
+        sr_c, hr_c = planes if planes is not None else self.planes(sr, hr)
+        psnr, ssim = psnr_per_image(sr_c, hr_c), ssim_per_image(sr_c, hr_c)
         self.psnr_sum += psnr.sum()
         self.ssim_sum += ssim.sum()
         self.n_images += psnr.numel()

@@ -1,11 +1,26 @@
-"""Atomic file writes with the permissions a plain ``open()`` gives (shared by exports and the decode cache)."""
+"""File helpers: atomic writes with the permissions a plain ``open()`` gives (exports, decode caches), and the file
+identity and digest that name decode-cache entries."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
 from pathlib import Path
+
+
+def file_identity(path: str | os.PathLike) -> tuple[str, int, int]:
+    """(resolved path, modification time in ns, size): changes when the file is edited or replaced, the basis of
+    the decode caches' keys. OSError when the file cannot be reached."""
+    p = Path(path)
+    st = p.stat()
+    return (str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def short_digest(key: object, n: int) -> str:
+    """The first ``n`` hex digits of SHA-1(repr(key)): a file-name-safe name for a cache entry (not security)."""
+    return hashlib.sha1(repr(key).encode()).hexdigest()[:n]
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:

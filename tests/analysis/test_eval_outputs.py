@@ -21,7 +21,17 @@ def test_sr_eval_per_image_csv_and_bicubic_spectrum(monkeypatch: pytest.MonkeyPa
     require_shared_data("Set5")
     common = ["baseline=bicubic", "scale=2", f"paths.data_dir={shared_data_dir()}", "data.sets=[Set5]"]
     plain = run_eval(monkeypatch, tmp_path / "plain", *common, "per_image=false")
+    import sr_lit.analysis.plots as plots
+
+    rendered: list[Path] = []
+    plot = plots.plot_error_spectra
+    monkeypatch.setattr(
+        plots, "plot_error_spectra", lambda s, out, **kw: rendered.append(out) or plot(s, out, **kw)
+    )
     full = run_eval(monkeypatch, tmp_path / "full", *common, "spectrum=true", "n_bands=6")
+    # rendered once, beside the run folder's results.json; json_out's copy is that file, not a second rendering
+    assert [p.name for p in rendered] == ["results_spectrum.png"]
+    assert (tmp_path / "full" / "result_spectrum.png").read_bytes() == rendered[0].read_bytes()
     a, b = plain["sets"]["Set5"], full["sets"]["Set5"]
     # the set means are untouched by the new outputs, and still the published bicubic row (RCAN Table 3)
     assert (a["psnr_y"], a["ssim_y"], a["n_images"]) == (b["psnr_y"], b["ssim_y"], b["n_images"])

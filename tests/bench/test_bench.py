@@ -49,10 +49,13 @@ def check_flat(res: dict, *keys: str) -> None:
 
 def test_framework_both_arms() -> None:
     res = framework.measure(
-        "edsr_tiny", batch=1, patch=8, steps=1, warmup=1, reps=2, target_rel=0.01, max_seconds=0
+        "edsr_tiny", batch=1, patch=8, warmup=1, min_pairs=3, target_rel=0.01, max_seconds=0
     )
     check_flat(res, "ratio", "plain_s_per_step", "lightning_s_per_step", "overhead_ms_per_step")
-    assert res["n_steps"] == 2 and res["reps"] == 2 and res["ratio"] > 0  # max_seconds=0: stop at `reps`
+    # max_seconds=0: stop at `min_pairs` pairs after the warm-up
+    assert res["n_steps"] == 3 and res["ratio"] > 0
+    # each pair: a Lightning step and a plain step of the same model and batch, so within a factor of a few
+    assert 0.2 < res["lightning_s_per_step"] / res["plain_s_per_step"] < 5
     assert res["ratio_ci95_low"] <= res["ratio"] <= res["ratio_ci95_high"]
 
 
@@ -191,7 +194,7 @@ def test_precision_table_keys() -> None:
 def test_arms_agree_on_the_first_step() -> None:
     # every arm trains the same model: its first loss equals the fp32 one up to bf16 rounding
     spec = arms.small_models()["edsr_tiny_mmca_hpf"].spec()
-    batch = arms.batches(1, 2, 8, 2, torch.device("cpu"))[0]
+    batch = common.random_batches(1, 2, 8, 2)[0]
     losses = {
         a: float(arms.make_step(spec, torch.device("cpu"), *arms.ARM_FLAGS[a])[0](batch))
         for a in arms.PRECISION_ARMS

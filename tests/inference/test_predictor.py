@@ -83,3 +83,20 @@ def test_precision_is_checked() -> None:
         Upscaler(model, device="cpu", precision="fp16")
     with pytest.raises(ValueError, match="bicubic"):
         Upscaler.bicubic(2, device="cpu", precision="bf16")
+
+
+@pytest.mark.parametrize("hpf", ["none", "dynamic"])
+def test_the_model_declares_its_smallest_input(hpf: str) -> None:
+    """min_input_side comes from the model itself (no spec needed): 1 for zero-padded convs, k // 2 + 1 where the
+    HPF reflect-pads by k // 2; an input of that side runs, one pixel less fails inside the network."""
+    from sr_lit.inference.predictor import min_input_side
+
+    model, spec = tiny_model(hpf=hpf)
+    side = min_input_side(model)  # no spec: what a library user who builds the model gets
+    assert side == (spec["hpf"]["kernel_size"] // 2 + 1 if hpf == "dynamic" else 1)
+    assert Upscaler(model).min_input_side == side
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, side, side)).shape[-1] == 2 * side
+        if side > 1:
+            with pytest.raises(RuntimeError):
+                model(torch.rand(1, 3, side - 1, side - 1))

@@ -185,5 +185,9 @@ def test_process_killed_inside_save_keeps_the_previous_checkpoint(tmp_path: Path
         {"callbacks": {"model_checkpoint": {"_target_": "x", "dirpath": str(last.parent)}}}
     )
     assert find_last_checkpoint(cfg) == last
-    io.save_checkpoint(_checkpoint(15), last)  # the next save cleans it up
-    assert not torn.exists() and load_safe(last)["global_step"] == 15
+    io.save_checkpoint(_checkpoint(15), last)  # a fresh temp may be another node's save in progress: kept
+    assert torn.is_file() and load_safe(last)["global_step"] == 15
+    aged = time.time() - cb.STALE_TEMP_S - 60  # untouched for longer than any save takes: a dead writer's
+    os.utime(torn, (aged, aged))
+    io.save_checkpoint(_checkpoint(20), last)  # the next save cleans it up
+    assert not torn.exists() and load_safe(last)["global_step"] == 20

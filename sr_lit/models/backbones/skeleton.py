@@ -85,6 +85,10 @@ class SRSkeleton(nn.Module):
         radius = KERNEL_SIZE // 2
         # head conv + body + body tail conv + upsampler/tail (HR convs count as fractions of an LR pixel).
         self.receptive_margin = math.ceil(radius + body_margin + radius + tail_margin(scale, KERNEL_SIZE))
+        # smallest LR side the network accepts: 1 for zero-padded convs; blocks that reflect-pad (the HPF) need more
+        self.min_input_side = max(
+            (int(m.min_input_side) for m in self.body.modules() if hasattr(m, "min_input_side")), default=1
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.sub_mean(x * self.rgb_range))

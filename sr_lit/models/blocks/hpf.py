@@ -228,6 +228,11 @@ class DynamicHPF(nn.Module):
         """
         return self.kernel_size // 2
 
+    @property
+    def min_input_side(self) -> int:
+        """Smallest input side it accepts: reflect padding by k // 2 needs more pixels than that."""
+        return self.kernel_size // 2 + 1
+
     def kernels(self, x: torch.Tensor, padded: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised low-pass kernels (N, G*k*k, H, W), group-major. `padded`: x reflect-padded by k // 2."""
         # the predictor's own reflect padding, done once for it and the filter (and kept in x's dtype)
