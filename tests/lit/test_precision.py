@@ -77,3 +77,44 @@ def test_bf16_mixed_trains_validates_in_fp32_resumes_and_exports(compose_train, 
     x = torch.rand(1, 3, 20, 18)
     with torch.no_grad():
         torch.testing.assert_close(exported.eval()(x), model.eval()(x), atol=0, rtol=0)
+
+
+def test_make_train_runs_bf16_only_where_the_cpu_computes_it_natively(tmp_path) -> None:
+    """`make train` asks sr_lit.cli.quickstart which run suits the CPU: quickstart_bf16 is quickstart under bf16
+    autocast with more steps (same minutes where bf16 is native), and it is chosen only there."""
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    from sr_lit.cli.quickstart import QUICKSTART, QUICKSTART_BF16, choose
+    from tests.conftest import compose
+
+    assert choose(True) == QUICKSTART_BF16 and choose(False) == QUICKSTART
+    printed = subprocess.run(
+        [sys.executable, "-m", "sr_lit.cli.quickstart"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert printed == (QUICKSTART_BF16 if native_bf16("cpu") else QUICKSTART)
+
+    def flat(name: str) -> dict:
+        cfg = OmegaConf.to_container(compose("train", [f"experiment={name}"], tmp_path / name), resolve=False)
+        out: dict = {}
+
+        def walk(node, prefix=""):  # noqa: ANN001
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    walk(v, f"{prefix}{k}.")
+            else:
+                out[prefix[:-1]] = node
+
+        walk(cfg)
+        return out
+
+    fp32, bf16 = flat(QUICKSTART), flat(QUICKSTART_BF16)
+    changed = {k for k in fp32.keys() | bf16.keys() if fp32.get(k) != bf16.get(k)}
+    # same model, data, optimizer and schedule: only the precision, the steps it buys and what follows from them
+    assert changed == {"trainer.precision", "trainer.max_steps", "trainer.val_check_interval", "tags"}, (
+        changed
+    )
+    assert fp32["trainer.precision"] == "32-true" and bf16["trainer.precision"] == "bf16-mixed"
+    assert bf16["trainer.max_steps"] > fp32["trainer.max_steps"]
