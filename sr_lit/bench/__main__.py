@@ -30,6 +30,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rcan-full", action="store_true", help="also upscale the 2K image with full RCAN (tens of minutes)"
     )
+    p.add_argument(
+        "--framework-seconds",
+        type=float,
+        default=None,
+        help="cap on the Lightning-vs-plain pairs (default 300 s; they stop earlier once the ratio's 95 %% "
+        "interval is within +-1 %%: on a noisy 2-core VM that can take ~10 min)",
+    )
     p.add_argument("--out", type=Path, help=f"results file (default {DEFAULT_OUT}; none with --quick)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's, = the core count)")
     p.add_argument(
@@ -64,7 +71,12 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         t0 = time.perf_counter()
         try:
             module = importlib.import_module(f"sr_lit.bench.{name}")
-            produced = module.run(quick=args.quick, rcan_full=args.rcan_full, context=results)
+            produced = module.run(
+                quick=args.quick,
+                rcan_full=args.rcan_full,
+                framework_seconds=args.framework_seconds,
+                context=results,
+            )
             results.update(produced)
             # which keys this benchmark owns: a later rerun drops the ones it no longer produces (see write)
             results[f"bench_{name}_keys"] = ",".join(sorted(produced))

@@ -82,7 +82,7 @@ def measure(
             if not ckpt.exists():
                 make_checkpoint(ckpt, spec)
             if startup and str(ckpt) not in fixed:  # per model: imports, weights, a tiny forward, PNG
-                fixed[str(ckpt)] = upscale_run(tiny, ckpt, d / "out_tiny", tile=0)["seconds"]
+                fixed[str(ckpt)] = upscale_run(tiny, ckpt, d / f"out_tiny_{ckpt.stem}", tile=0)["seconds"]
                 out[f"{name}_startup_seconds"] = fixed[str(ckpt)]
             r = upscale_run(image, ckpt, d / f"out_{name}", tile)
             out[f"{name}_seconds"] = r["seconds"]

@@ -60,10 +60,10 @@ def cpu_models(quick: bool) -> dict[str, BenchModel]:
 def run(quick: bool = False, **_: Any) -> Result:
     cpu = torch.device("cpu")
     facts = cpu_facts()
-    reps = 1 if quick else 3
+    native = facts["precision_cpu_native_bf16"]
+    # a repetition is one step per arm: with native bf16 the table takes ~1 min at 3 repetitions, so take 7
+    reps = 1 if quick else (7 if native else 3)
     # without native bf16 a bf16 step takes 10-20x an fp32 one: one repetition shows that, three would cost minutes
-    bf16_reps = (
-        {a: 1 for a in PRECISION_ARMS if ARM_FLAGS[a][0]} if not facts["precision_cpu_native_bf16"] else None
-    )
+    bf16_reps = {a: 1 for a in PRECISION_ARMS if ARM_FLAGS[a][0]} if not native else None
     res = precision_table(cpu, cpu_models(quick), PRECISION_ARMS, n_steps=1, reps=reps, reps_by_arm=bf16_reps)
     return {**facts, **res, "precision_bf16_reps": 1 if bf16_reps else reps}

@@ -83,7 +83,8 @@ INFO: dict[str, str] = {
     "loader_patches_per_s_per_worker_lmdb_basicsr_png_96px_x4": "one worker, BasicSR LMDB, 96 px x4",
     "lightning_vs_plain_steps_ratio_ci95_low": "its 95 % interval, low end",
     "lightning_vs_plain_steps_ratio_ci95_high": "its 95 % interval, high end",
-    "lightning_vs_plain_reps": "repetitions run (until +-1 % or the time cap)",
+    "lightning_vs_plain_reps": "pairs of steps run (until +-1 % or the time cap)",
+    "lightning_vs_plain_pair_log_ratio_sd": "sd of one pair's log ratio (the noise the interval averages)",
     "precision_cpu_native_bf16": "CPU computes bf16 natively (AVX-512 BF16 / AMX)",
     "precision_cpu_capability": "torch's CPU kernel level",
     **{

@@ -49,11 +49,11 @@ def check_flat(res: dict, *keys: str) -> None:
 
 def test_framework_both_arms() -> None:
     res = framework.measure(
-        "edsr_tiny", batch=1, patch=8, warmup=1, min_pairs=3, target_rel=0.01, max_seconds=0
+        "edsr_tiny", batch=1, patch=8, warmup=1, min_pairs=6, target_rel=0.01, max_seconds=0
     )
     check_flat(res, "ratio", "plain_s_per_step", "lightning_s_per_step", "overhead_ms_per_step")
     # max_seconds=0: stop at `min_pairs` pairs after the warm-up
-    assert res["n_steps"] == 3 and res["ratio"] > 0
+    assert res["n_steps"] == 6 and res["ratio"] > 0
     # each pair: a Lightning step and a plain step of the same model and batch, so within a factor of a few
     assert 0.2 < res["lightning_s_per_step"] / res["plain_s_per_step"] < 5
     assert res["ratio_ci95_low"] <= res["ratio"] <= res["ratio_ci95_high"]
@@ -100,9 +100,12 @@ def test_attention_ratios() -> None:
 
 def test_inference_subprocess() -> None:
     spec = common.spec_for("edsr_tiny")
-    # tile 24: sr-upscale refuses tiles below the model's receptive margin (20 px here)
-    res = inference.measure({"tiled": (spec, 24)}, (40, 24), startup=False)
-    check_flat(res, "tiled_seconds", "tiled_peak_rss_mb", "tiled_mp_per_s")
+    other = common.spec_for("edsr_tiny", n_resblocks=1)
+    # tile 24: sr-upscale refuses tiles below the model's receptive margin (20 px here); two models, each with its
+    # start-up run on the 32x32 image (their outputs must not collide: sr-upscale keeps existing files)
+    arms = {"tiled": (spec, 24), "whole": (spec, 0), "other": (other, 0)}
+    res = inference.measure(arms, (40, 24), startup=True)
+    check_flat(res, "tiled_seconds", "tiled_peak_rss_mb", "tiled_mp_per_s", "other_startup_seconds")
     assert 50 < res["tiled_peak_rss_mb"] < 4096
 
 
