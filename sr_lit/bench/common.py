@@ -87,7 +87,7 @@ def train_step_fn(
     asked: what SRModule.training_step runs under trainer.precision=bf16-mixed), L1 on [0, rgb_range] like
     SRModule, backward, Adam like configs/module. forward: e.g. torch.compile(model) (default: the model)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
-    net = forward or model
+    net = forward if forward is not None else model  # not `or`: a compiled module has no truth value
     device_type = next(model.parameters()).device.type
     model.train()
 

@@ -61,6 +61,17 @@ def min_input_side(net: object, spec: dict | None = None) -> int:
     declared = getattr(net, "min_input_side", None)
     if isinstance(declared, int):
         return declared
+    if isinstance(
+        net, nn.Module
+    ):  # a wrapper that hides the model's attributes (nn.DataParallel): its blocks
+        return max(
+            (
+                int(m.min_input_side)
+                for m in net.modules()
+                if isinstance(m, nn.Module) and isinstance(getattr(m, "min_input_side", None), int)
+            ),
+            default=1,
+        )
     hpf = (spec or {}).get("hpf") if isinstance(spec, dict) else None
     if isinstance(hpf, dict) and hpf.get("name", "none") != "none":
         return int(hpf.get("kernel_size", 3)) // 2 + 1

@@ -262,3 +262,12 @@ def test_gpu_check_psnr_data_without_cli_deps() -> None:
     n_train, n_eval = proc.stdout.split()[-2:]
     assert proc.stdout.startswith("train T91, eval Set5"), proc.stdout
     assert int(n_eval) == 5 and int(n_train) >= 80, proc.stdout
+
+
+def test_train_step_accepts_a_compiled_forward() -> None:
+    # a torch.compile wrapper has no truth value (its __len__ raises): the step must not test it with `or`
+    model = common.build(arms.small_models()["edsr_tiny_mmca_hpf"].spec())
+    compiled = torch.compile(model)
+    with pytest.raises(TypeError):
+        bool(compiled)
+    assert callable(common.train_step_fn(model, 255.0, forward=compiled))

@@ -100,3 +100,12 @@ def test_the_model_declares_its_smallest_input(hpf: str) -> None:
         if side > 1:
             with pytest.raises(RuntimeError):
                 model(torch.rand(1, 3, side - 1, side - 1))
+
+
+def test_a_wrapper_that_hides_the_models_attributes_still_gets_its_minimum() -> None:
+    from torch import nn
+
+    from sr_lit.inference.predictor import min_input_side
+
+    model, spec = tiny_model(hpf="dynamic")
+    assert min_input_side(nn.DataParallel(model)) == spec["hpf"]["kernel_size"] // 2 + 1

@@ -133,3 +133,18 @@ def test_bf16_step_gradients_agree_with_fp32(name: str) -> None:
     assert _cos(*whole) > 0.9999
     # and bf16 really ran: identical gradients would mean autocast never reached the convolutions
     assert rel[worst] > 1e-4
+
+
+def test_native_bf16_means_the_cpu_has_the_instructions() -> None:
+    """On x86 Linux: true exactly when the CPU reports AVX-512 BF16 or AMX (oneDNN's own bf16 flag is also true on
+    AVX-512 CPUs without them, where bf16 is emulated and slower than fp32, and it decides `make train`'s run)."""
+    import platform
+    from pathlib import Path
+
+    from sr_lit.models.blocks.precision import native_bf16
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.machine() != "x86_64" or not cpuinfo.is_file():
+        pytest.skip("reads x86 CPU flags from /proc/cpuinfo")
+    flags = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split()
+    assert native_bf16("cpu") == ("avx512_bf16" in flags or "amx_tile" in flags)

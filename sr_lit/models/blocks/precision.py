@@ -10,6 +10,7 @@ fp32 training, inference and exports (tracing) see exactly the plain operators.
 
 from __future__ import annotations
 
+import platform
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -42,5 +43,11 @@ def native_bf16(device: torch.device | str) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     if device.type == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if not torch.backends.mkldnn.is_available():
+            return False
+        if platform.machine().lower() in ("x86_64", "amd64", "x86", "i686"):
+            # the instructions themselves: oneDNN's own flag is also true on AVX-512 CPUs without BF16 (Skylake to
+            # Ice Lake), where bf16 is emulated and slower than fp32
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # e.g. Arm with its bf16 extension
     return True  # other accelerators: trust the user's choice
