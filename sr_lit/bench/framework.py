@@ -7,7 +7,7 @@ forward / L1 / backward / Adam.step on a second copy of the model.
 
 The arms alternate step by step in one process: a Lightning callback runs one plain step (timed on its own) at the
 end of every Lightning step, so the sequence is L P L P ...; Lightning's step = the time from one batch start to
-the next minus the plain step inside it. Each pair (L_i, P_i) is measured within a few seconds, so load that
+the next minus that callback (the plain step and the stopping check). Each pair (L_i, P_i) is measured within a few seconds, so load that
 drifts over minutes cancels in its ratio, and the pairs accumulate until the 95 % interval of the ratio lies within
 +-1 % of it, or a time cap is reached (t interval of the mean of the per-pair log ratios: the ratio of two noisy
 times is symmetric on a log scale). The first steps of each arm (allocator, Adam state, oneDNN caches) are dropped.
@@ -73,12 +73,8 @@ class PairedPlainSteps(pl.Callback):
         max_seconds: float,
     ) -> None:
         self.step, self.batches = step, iter(loader)
-        self.warmup, self.min_pairs, self.target_rel, self.max_seconds = (
-            warmup,
-            min_pairs,
-            target_rel,
-            max_seconds,
-        )
+        self.warmup, self.min_pairs = warmup, min_pairs
+        self.target_rel, self.max_seconds = target_rel, max_seconds
         self.stamps: list[float] = []
         self.plain: list[float] = []  # the plain steps (fetch + step)
         self.hook: list[float] = []  # the whole hook that ran each of them
@@ -97,9 +93,8 @@ class PairedPlainSteps(pl.Callback):
             narrow = self.target_rel is None or max(high / ratio - 1, 1 - low / ratio) <= self.target_rel
             if narrow or time.perf_counter() - self.t_start >= self.max_seconds:
                 trainer.should_stop = True
-        self.hook.append(
-            time.perf_counter() - t0
-        )  # all of this hook is the plain arm's, bookkeeping included
+        # all of this hook is outside Lightning's step: the plain step and the bookkeeping above
+        self.hook.append(time.perf_counter() - t0)
 
     def pairs(self) -> tuple[list[float], list[float]]:
         """(plain seconds, Lightning seconds) per complete pair after the warm-up."""

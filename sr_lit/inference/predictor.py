@@ -56,22 +56,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def min_input_side(net: object, spec: dict | None = None) -> int:
-    """Smallest LR side ``net`` accepts: the model's own ``min_input_side`` (reflect padding, in the dynamic HPF,
-    needs more pixels than it pads, so a 1x1 input fails inside the network), else from the spec (ONNX), else 1."""
-    declared = getattr(net, "min_input_side", None)
-    if isinstance(declared, int):
-        return declared
-    if isinstance(
-        net, nn.Module
-    ):  # a wrapper that hides the model's attributes (nn.DataParallel): its blocks
-        return max(
-            (
-                int(m.min_input_side)
-                for m in net.modules()
-                if isinstance(m, nn.Module) and isinstance(getattr(m, "min_input_side", None), int)
-            ),
-            default=1,
-        )
+    """Smallest LR side ``net`` accepts: the largest ``min_input_side`` its modules declare (reflect padding, in
+    the dynamic HPF, needs more pixels than it pads, so a 1x1 input fails inside the network; searching the modules
+    also finds it behind a wrapper such as nn.DataParallel), else from the spec (ONNX), else 1."""
+    if isinstance(net, nn.Module):
+        sides = [
+            m.min_input_side for m in net.modules() if isinstance(getattr(m, "min_input_side", None), int)
+        ]
+        if sides:
+            return max(sides)
     hpf = (spec or {}).get("hpf") if isinstance(spec, dict) else None
     if isinstance(hpf, dict) and hpf.get("name", "none") != "none":
         return int(hpf.get("kernel_size", 3)) // 2 + 1
